@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -154,3 +155,88 @@ def issue_serving_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     return KeyPair(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+# Inspection ---------------------------------------------------------------------------------------
+
+# A certificate closer than this to its end is reported, unless that is most of its life anyway.
+NEAR_EXPIRY = datetime.timedelta(days=7)
+NEAR_EXPIRY_FRACTION = 0.1
+
+
+def load_certificates(pem: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order; an empty bundle gives an empty list."""
+    if not pem.strip():
+        return []
+    return x509.load_pem_x509_certificates(pem)
+
+
+def ca_bundle(*ca_pems: bytes) -> bytes:
+    """One PEM bundle of the given CA certificates, without duplicates, in the given order."""
+    seen: set[bytes] = set()
+    parts: list[bytes] = []
+    for pem in ca_pems:
+        for certificate in load_certificates(pem):
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            if der not in seen:
+                seen.add(der)
+                parts.append(certificate.public_bytes(serialization.Encoding.PEM))
+    return b"".join(parts)
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate, hex: safe to log, names one certificate exactly."""
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def key_matches(pair: KeyPair) -> bool:
+    """Whether the private key of ``pair`` belongs to its certificate."""
+    try:
+        key = serialization.load_pem_private_key(pair.key_pem, password=None)
+        certificate = pair.certificate
+    except ValueError:
+        return False
+    return key.public_key() == certificate.public_key()
+
+
+def issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Whether ``ca`` signed ``certificate`` (signature and issuer name both match)."""
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def dns_names(certificate: x509.Certificate) -> list[str]:
+    """The DNS names and IP addresses in the certificate's SubjectAlternativeName, in order."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(name.value) for name in names if isinstance(name, x509.DNSName | x509.IPAddress)]
+
+
+def validity_warnings(
+    certificate: x509.Certificate, *, now: datetime.datetime, label: str
+) -> list[str]:
+    """Human-readable warnings when ``certificate`` is expired, not yet valid, or about to expire.
+
+    "About to expire" is within ``NEAR_EXPIRY`` of the end, or within the last
+    ``NEAR_EXPIRY_FRACTION`` of a short-lived certificate's life, so a certificate renewed on time
+    never warns and one whose renewal is failing warns before it bites.
+    """
+    not_before = certificate.not_valid_before_utc
+    not_after = certificate.not_valid_after_utc
+    subject = certificate.subject.rfc4514_string()
+    if now >= not_after:
+        return [f"{label} ({subject}) expired at {not_after.isoformat()}"]
+    if now < not_before:
+        return [f"{label} ({subject}) is not valid before {not_before.isoformat()}"]
+    remaining = not_after - now
+    if remaining < min(NEAR_EXPIRY, (not_after - not_before) * NEAR_EXPIRY_FRACTION):
+        return [
+            f"{label} ({subject}) expires at {not_after.isoformat()}, "
+            f"in {int(remaining.total_seconds())} seconds"
+        ]
+    return []
