@@ -14,7 +14,11 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from certs.authority import load_certificates, utcnow, validity_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,22 @@ def load_server_context(
         raise CertificateLoadError(
             f"cannot load TLS certificate {cert_file} with key {key_file}: {error.reason or error}"
         ) from None
+    _warn_about_validity(cert_file)
     return context
+
+
+def _warn_about_validity(cert_file: str) -> None:
+    """Log a warning for an expired or nearly expired certificate, before clients start failing."""
+    try:
+        with open(cert_file, "rb") as handle:
+            certificates = load_certificates(handle.read())
+    except (OSError, ValueError):
+        return  # load_cert_chain accepted it; a parse difference must not stop serving
+    for certificate in certificates[:1]:
+        for warning in validity_warnings(
+            certificate, now=utcnow(), label=f"TLS certificate {cert_file}"
+        ):
+            logger.warning("%s", warning)
 
 
 class ReloadingServerContext:
@@ -114,3 +133,33 @@ class ReloadingServerContext:
         self, connection: ssl.SSLObject | ssl.SSLSocket, _server_name: str | None, _: ssl.SSLContext
     ) -> None:
         connection.context = self.current()
+
+
+GunicornSslContextHook = Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]
+
+
+def gunicorn_ssl_context(
+    cert_file: str,
+    key_file: str,
+    *,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    check_interval: float = 1.0,
+) -> GunicornSslContextHook:
+    """A value for gunicorn's ``ssl_context`` server hook that serves a reloading certificate.
+
+    gunicorn calls the hook for every accepted connection, so the hook keeps one
+    ``ReloadingServerContext`` per worker process, made in the worker itself: a lock or an OpenSSL
+    context inherited across fork is not safe to share.
+    """
+    by_process: dict[int, ReloadingServerContext] = {}
+
+    def ssl_context(_config: Any, _default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        reloading = by_process.get(os.getpid())
+        if reloading is None:
+            reloading = ReloadingServerContext(
+                cert_file, key_file, minimum_version=minimum_version, check_interval=check_interval
+            )
+            by_process[os.getpid()] = reloading
+        return reloading.context
+
+    return ssl_context
