@@ -93,7 +93,12 @@ class ReloadingServerContext:
         self._minimum_version = minimum_version
         self._check_interval = check_interval
         self._lock = threading.Lock()
-        self._stamp = _stamp(cert_file, key_file)
+        try:
+            self._stamp = _stamp(cert_file, key_file)
+        except OSError as error:
+            raise CertificateLoadError(
+                f"TLS file not readable: {error.filename}: {error.strerror}"
+            ) from None
         self._current = self._load()
         self._next_check = time.monotonic() + check_interval
         # The socket is wrapped with this context; the SNI callback switches each new connection to
