@@ -1,0 +1,219 @@
+"""AdmissionReview in, AdmissionReview out (admission.k8s.io/v1, and v1beta1 answered in kind).
+
+Two error channels, as in kopf: a request that is not a well-formed AdmissionReview raises
+``ReviewError`` (the HTTP layer answers 400); a pod that cannot be injected gets ``allowed: false``
+with every reason in ``status.message``. Only CREATE of a Pod is mutated; everything else is
+allowed untouched. Pure: the caller does the I/O and the metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+import jsonpatch
+
+from webhook.annotations import default_annotation_problems, parse, unknown_key_warnings
+from webhook.injection import InjectionError, inject, should_inject
+from webhook.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+# The API server truncates long warnings and drops many; keep each short and their number small.
+MAX_WARNING_LENGTH = 250
+MAX_WARNINGS = 20
+POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
+
+
+class ReviewError(ValueError):
+    """The document is not an AdmissionReview request; the message is safe to return."""
+
+
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class AdmissionRequest(TypedDict):
+    uid: str
+    kind: GroupVersionKind
+    operation: str
+    namespace: NotRequired[str]
+    subResource: NotRequired[str]
+    object: NotRequired[dict[str, Any]]
+    dryRun: NotRequired[bool]
+
+
+class ResponseStatus(TypedDict):
+    status: str
+    code: int
+    reason: str
+    message: str
+
+
+class AdmissionResponse(TypedDict):
+    uid: str
+    allowed: bool
+    patchType: NotRequired[str]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    status: NotRequired[ResponseStatus]
+
+
+class AdmissionReview(TypedDict):
+    apiVersion: str
+    kind: str
+    response: AdmissionResponse
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """The answer, plus what the HTTP layer records in metrics and logs."""
+
+    review: AdmissionReview
+    # "injected", "refused", "skipped" or "ignored" (not a pod creation).
+    result: str
+    namespace: str
+    # The InjectionMode when injected, else "".
+    kind: str = ""
+    detail: str = ""
+
+
+def _request_of(document: Any) -> tuple[str, Mapping[str, Any]]:
+    if not isinstance(document, Mapping):
+        raise ReviewError("expected a JSON object (an AdmissionReview)")
+    api_version = document.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
+    if document.get("kind") != "AdmissionReview":
+        raise ReviewError("kind must be AdmissionReview")
+    request = document.get("request")
+    if not isinstance(request, Mapping):
+        raise ReviewError("request: expected an object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError("request.uid: expected a non-empty string")
+    return str(api_version), request
+
+
+def _bounded(warnings: list[str]) -> list[str]:
+    bounded = [
+        warning if len(warning) <= MAX_WARNING_LENGTH else warning[: MAX_WARNING_LENGTH - 3] + "..."
+        for warning in warnings[:MAX_WARNINGS]
+    ]
+    if len(warnings) > MAX_WARNINGS:
+        bounded.append(f"... and {len(warnings) - MAX_WARNINGS} more warnings")
+    return bounded
+
+
+def pod_label(pod: Mapping[str, Any]) -> str:
+    """The pod's name for logs; generateName pods have none yet at admission."""
+    metadata = pod.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return "?"
+    name = metadata.get("name") or (str(metadata.get("generateName") or "") + "*")
+    return str(name)
+
+
+class Reviewer:
+    """Built once per process from the settings; ``review`` answers one AdmissionReview."""
+
+    def __init__(self, settings: Settings) -> None:
+        problems = default_annotation_problems(settings.default_annotations)
+        if problems:
+            raise ValueError("AGENT_INJECT_DEFAULT_ANNOTATIONS: " + "; ".join(problems))
+        self.settings = settings
+
+    def review(self, document: Any) -> ReviewOutcome:
+        api_version, request = _request_of(document)
+        uid = str(request["uid"])
+        namespace = str(request.get("namespace") or "")
+        kind = request.get("kind")
+        is_pod = isinstance(kind, Mapping) and all(
+            kind.get(key) == value for key, value in POD_KIND.items()
+        )
+        if not is_pod or request.get("operation") != "CREATE" or request.get("subResource"):
+            return ReviewOutcome(
+                _answer(api_version, uid, allowed=True), "ignored", namespace, detail="not a pod"
+            )
+        pod = request.get("object")
+        if not isinstance(pod, Mapping):
+            raise ReviewError("request.object: expected the pod being created")
+        metadata = pod.get("metadata")
+        if not namespace and isinstance(metadata, Mapping):
+            namespace = str(metadata.get("namespace") or "")
+        return self._review_pod(api_version, uid, pod, namespace or "default")
+
+    def _review_pod(
+        self, api_version: str, uid: str, pod: Mapping[str, Any], namespace: str
+    ) -> ReviewOutcome:
+        decision = should_inject(pod)
+        if decision.verdict == "refuse":
+            return _refusal(api_version, uid, namespace, [decision.reason], [])
+        if decision.verdict == "skip":
+            warnings = unknown_key_warnings(_annotations(pod))
+            if decision.warn:
+                warnings.insert(0, decision.reason)
+            answer = _answer(api_version, uid, allowed=True, warnings=warnings)
+            return ReviewOutcome(answer, "skipped", namespace, detail=decision.reason)
+        result = parse(pod, self.settings, namespace=namespace)
+        if result.spec is None:
+            return _refusal(api_version, uid, namespace, list(result.errors), list(result.warnings))
+        try:
+            mutated = inject(pod, result.spec)
+        except InjectionError as error:
+            return _refusal(api_version, uid, namespace, error.problems, list(result.warnings))
+        operations = jsonpatch.make_patch(dict(pod), mutated).patch
+        patch = base64.b64encode(json.dumps(operations, separators=(",", ":")).encode()).decode()
+        answer = _answer(
+            api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
+        )
+        return ReviewOutcome(answer, "injected", namespace, kind=result.spec.mode)
+
+
+def _annotations(pod: Mapping[str, Any]) -> dict[str, str]:
+    metadata = pod.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return {}
+    return {str(key): str(value) for key, value in annotations.items()}
+
+
+def _answer(
+    api_version: str,
+    uid: str,
+    *,
+    allowed: bool,
+    patch: str | None = None,
+    warnings: list[str] | None = None,
+    status: ResponseStatus | None = None,
+) -> AdmissionReview:
+    response: AdmissionResponse = {"uid": uid, "allowed": allowed}
+    if patch is not None:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = patch
+    if warnings:
+        response["warnings"] = _bounded(warnings)
+    if status is not None:
+        response["status"] = status
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+def _refusal(
+    api_version: str, uid: str, namespace: str, problems: list[str], warnings: list[str]
+) -> ReviewOutcome:
+    message = "vault-sidecar-injector cannot inject this pod: " + "; ".join(problems)
+    status: ResponseStatus = {
+        "status": "Failure",
+        "code": 400,
+        "reason": "BadRequest",
+        "message": message,
+    }
+    answer = _answer(api_version, uid, allowed=False, warnings=warnings, status=status)
+    return ReviewOutcome(answer, "refused", namespace, detail=message)
