@@ -12,14 +12,14 @@ import base64
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict
 
 import jsonpatch
 
 from webhook.annotations import default_annotation_problems, parse, unknown_key_warnings
 from webhook.injection import InjectionError, inject, should_inject
-from webhook.settings import Settings
+from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class ReviewOutcome:
     # The InjectionMode when injected, else "".
     kind: str = ""
     detail: str = ""
+    pod: str = ""
 
 
 def _request_of(document: Any) -> tuple[str, Mapping[str, Any]]:
@@ -127,7 +128,7 @@ class Reviewer:
     def __init__(self, settings: Settings) -> None:
         problems = default_annotation_problems(settings.default_annotations)
         if problems:
-            raise ValueError("AGENT_INJECT_DEFAULT_ANNOTATIONS: " + "; ".join(problems))
+            raise SettingsError([f"AGENT_INJECT_DEFAULT_ANNOTATIONS: {p}" for p in problems])
         self.settings = settings
 
     def review(self, document: Any) -> ReviewOutcome:
@@ -148,7 +149,8 @@ class Reviewer:
         metadata = pod.get("metadata")
         if not namespace and isinstance(metadata, Mapping):
             namespace = str(metadata.get("namespace") or "")
-        return self._review_pod(api_version, uid, pod, namespace or "default")
+        outcome = self._review_pod(api_version, uid, pod, namespace or "default")
+        return replace(outcome, pod=pod_label(pod))
 
     def _review_pod(
         self, api_version: str, uid: str, pod: Mapping[str, Any], namespace: str

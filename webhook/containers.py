@@ -87,9 +87,7 @@ def secret_mounts(spec: InjectionSpec, *, read_only: bool) -> list[dict[str, Any
     ]
 
 
-def _agent_mounts(
-    spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def _agent_mounts(spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": STATE_VOLUME, "mountPath": DEFAULT_STATE_DIR},
         *secret_mounts(spec, read_only=False),

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the webhook.
+
+Under gunicorn every worker is a process; ``PROMETHEUS_MULTIPROC_DIR`` (set by ``webhook.server``
+before this module is imported) makes the values shared files, and ``exposition`` merges them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUEST_SECONDS = Histogram(
+    "vsi_webhook_request_duration_seconds",
+    "Time to answer an HTTP request, by route.",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+INJECTIONS = Counter(
+    "vsi_webhook_injections_total",
+    "Pods injected, by namespace and kind of injection (InjectionMode).",
+    ["namespace", "kind"],
+)
+FAILURES = Counter(
+    "vsi_webhook_failures_total",
+    "Admissions that did not inject: refused pods, malformed requests, internal errors.",
+    ["namespace", "reason"],
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text and its content type, merged across worker processes when needed."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
