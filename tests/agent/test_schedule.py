@@ -1,0 +1,182 @@
+"""Timing rules: credentials on disk keep their fraction of life; retries back off; the queue."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agent.schedule import (
+    MIN_DELAY_SECONDS,
+    Backoff,
+    DeadlineQueue,
+    LeaseClock,
+    RetryPolicy,
+    next_lease_action,
+    reissue_time,
+    static_refresh_time,
+)
+
+FRACTION = 1.0 / 3.0
+
+
+def seeded(seed: int) -> random.Random:
+    return random.Random(seed)  # noqa: S311 - reproducible jitter, not cryptography
+
+
+def test_backoff_doubles_until_the_cap_and_only_jitters_downwards() -> None:
+    backoff = Backoff(initial=1.0, cap=60.0)
+    rng = seeded(7)
+    for attempt, ceiling in enumerate([1, 2, 4, 8, 16, 32, 60, 60, 60]):
+        for _ in range(50):
+            delay = backoff.delay(attempt, rng)
+            assert ceiling * 0.8 <= delay <= ceiling
+    assert backoff.delay(10_000, rng) <= 60.0
+
+
+def test_backoff_spreads_agents_that_failed_together() -> None:
+    delays = {round(Backoff(1.0, 60.0).delay(3, seeded(seed)), 6) for seed in range(20)}
+    assert len(delays) > 10
+
+
+def test_retry_policy_never_retries_a_denial_as_fast_as_an_outage() -> None:
+    policy = RetryPolicy.from_auth_backoff(1.0, 300.0)
+    assert policy.denied.initial >= 30 * policy.transient.initial
+    assert policy.login == Backoff(1.0, 300.0)
+    assert policy.transient.cap <= 60.0
+
+
+@pytest.mark.parametrize(
+    ("ttl", "max_ttl"),
+    [
+        pytest.param(10, 30, id="database creds of ttl 10s and max ttl 30s"),
+        pytest.param(3600, 86400, id="an hour renewable to a day"),
+        pytest.param(60, 60, id="a max ttl equal to the ttl"),
+        pytest.param(5, 1000, id="a tiny ttl with a long max ttl"),
+        pytest.param(20, 70, id="a max ttl just beyond the first probe"),
+    ],
+)
+def test_simulated_vault_rotation_keeps_a_third_of_the_lifetime(ttl: int, max_ttl: int) -> None:
+    """Drive the rules against a model of Vault's renewal answers: Vault caps a renewal at the
+    lease's max TTL and honours any increment below it.
+
+    Once a secret's lifetime is learned (from the first capped renewal) every rotation leaves at
+    least a third of it. The first rotation does too when the max TTL is within the probe's reach
+    (ttl / fraction); beyond it, it still leaves more than the credential's own TTL."""
+    rng = seeded(42)
+    now = 0.0
+    clock = LeaseClock.issued(now, ttl, renewable=True)
+    hard = now + max_ttl
+    learned: float | None = None
+    renewals = 0
+    for rotation in range(5):
+        while True:
+            when, action = next_lease_action(
+                clock, now=now, min_remaining_fraction=FRACTION, rng=rng
+            )
+            assert when >= now
+            now = when
+            assert now < clock.expires_at, "the credential expired before the agent acted"
+            if action == "reissue":
+                left = hard - now
+                if rotation > 0 or max_ttl <= ttl / FRACTION:
+                    assert left >= FRACTION * max_ttl
+                else:
+                    assert left >= min(FRACTION * max_ttl, ttl)
+                learned = clock.lifetime
+                break
+            increment = clock.renewal_increment(FRACTION)
+            granted = min(increment, hard - now)
+            clock = clock.after_renewal(
+                now, ttl=granted, capped=granted < increment, renewable=True
+            )
+            renewals += 1
+        clock = LeaseClock.issued(now, ttl, renewable=True, known_lifetime=learned)
+        hard = now + max_ttl
+    # Renewals are not a busy loop: about one per half ttl at most.
+    assert renewals <= 5 * (max_ttl / (ttl * 0.5) + 1)
+
+
+def test_an_unknown_max_ttl_is_probed_with_a_longer_increment() -> None:
+    clock = LeaseClock.issued(0.0, 10, renewable=True)
+    assert clock.renewal_increment(FRACTION) == 30
+    known = LeaseClock.issued(0.0, 10, renewable=True, known_lifetime=30)
+    assert known.renewal_increment(FRACTION) == 10
+    assert known.hard_expires_at == 30
+
+
+def test_a_non_renewable_credential_is_reissued_before_two_thirds_of_its_ttl() -> None:
+    rng = seeded(1)
+    clock = LeaseClock.issued(100.0, 30, renewable=False)
+    when, action = next_lease_action(clock, now=100.0, min_remaining_fraction=FRACTION, rng=rng)
+    assert action == "reissue"
+    assert 100.0 + 30 * (2 / 3) * 0.85 <= when <= 100.0 + 30 * (2 / 3) * 0.95
+
+
+def test_the_issuing_tokens_expiry_bounds_a_credential() -> None:
+    rng = seeded(3)
+    clock = LeaseClock.issued(0.0, 20, renewable=True, known_lifetime=1000)
+    now = 0.0
+    actions = []
+    while True:
+        now, action = next_lease_action(
+            clock, now=now, min_remaining_fraction=FRACTION, rng=rng, token_hard_expiry=60.0
+        )
+        actions.append(action)
+        if action == "reissue":
+            break
+        clock = clock.after_renewal(now, ttl=20, capped=False, renewable=True)
+    assert actions[0] == "renew"
+    assert now <= 60.0 - 60.0 * FRACTION
+
+
+def test_a_renewal_past_a_predicted_expiry_forgets_the_prediction() -> None:
+    clock = LeaseClock.issued(0.0, 10, renewable=True, known_lifetime=30)
+    renewed = clock.after_renewal(25.0, ttl=10, capped=False, renewable=True)
+    assert renewed.hard_expires_at is None
+    capped = clock.after_renewal(25.0, ttl=4, capped=True, renewable=True)
+    assert capped.hard_expires_at == 29.0
+
+
+def test_work_is_never_scheduled_closer_than_the_minimum_delay() -> None:
+    clock = LeaseClock.issued(0.0, 0.5, renewable=False)
+    when, _ = next_lease_action(clock, now=10.0, min_remaining_fraction=FRACTION, rng=seeded(0))
+    assert when == 10.0 + MIN_DELAY_SECONDS
+
+
+def test_reissue_time_is_jittered_only_earlier() -> None:
+    times = [reissue_time(0.0, 30.0, FRACTION, seeded(seed)) for seed in range(100)]
+    assert max(times) <= 20.0
+    assert min(times) >= 20.0 * 0.85
+    assert len(set(times)) > 50
+
+
+def test_static_secrets_are_reread_about_every_interval() -> None:
+    rng = seeded(5)
+    times = [static_refresh_time(10.0, 300.0, now=10.0, rng=rng) for _ in range(100)]
+    assert all(280.0 <= when <= 310.0 for when in times)
+
+
+def test_deadline_queue_keeps_one_deadline_per_key() -> None:
+    queue: DeadlineQueue[str] = DeadlineQueue()
+    queue.set("token", 10.0)
+    queue.set("db", 5.0)
+    queue.set("db", 20.0)
+    assert queue.next_time() == 10.0
+    assert queue.pop_due(15.0) == ["token"]
+    assert queue.pop_due(15.0) == []
+    queue.set_earlier("db", 30.0)
+    assert queue.when("db") == 20.0
+    queue.set_earlier("db", 12.0)
+    assert queue.when("db") == 12.0
+    queue.cancel("db")
+    assert queue.next_time() is None
+    assert len(queue) == 0
+
+
+def test_deadline_queue_returns_due_keys_earliest_first() -> None:
+    queue: DeadlineQueue[int] = DeadlineQueue()
+    for key, when in [(1, 3.0), (2, 1.0), (3, 2.0), (4, 9.0)]:
+        queue.set(key, when)
+    assert queue.pop_due(5.0) == [2, 3, 1]
+    assert 4 in queue
