@@ -98,6 +98,7 @@ class TemplateConfig:
     name: str
     # Absolute path of the rendered file inside the agent containers.
     destination: str
+    # Used by the default template; may be empty when contents or source_file is given.
     vault_path: str
     # Inline template (agent-inject-template-<name>); wins over source_file.
     contents: str | None = None
@@ -221,8 +222,9 @@ def validate(config: AgentConfig) -> list[str]:
         elif template.destination in seen_destinations:
             problems.append(f"{where}.destination: {template.destination!r} is used twice")
         seen_destinations.add(template.destination)
-        if not template.vault_path:
-            problems.append(f"{where}.vault_path: must not be empty")
+        # vault-k8s allows a template without agent-inject-secret-<name>: it names its own paths.
+        if not template.vault_path and template.contents is None and template.source_file is None:
+            problems.append(f"{where}.vault_path: must not be empty without a template")
         if not 0 <= template.perms <= 0o777:
             problems.append(f"{where}.perms: must be a file mode between 0 and 0o777")
         if not template.left_delimiter or not template.right_delimiter:
