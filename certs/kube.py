@@ -347,10 +347,10 @@ class CertificateKeeper:
         self._write_files(files)
         return True
 
-    def _warn_once(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            logger.warning("auto TLS: %s", message)
+    def _warn_once(self, key: str, message: str | None = None) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning("auto TLS: %s", message or key)
 
     def _state_of(self, secret: client.V1Secret | None) -> TlsState | None:
         if secret is None:
@@ -375,11 +375,10 @@ class CertificateKeeper:
                 ",".join(dns_names(serving)),
                 ",".join(fingerprint(ca)[:16] for ca in authorities),
             )
-        now = utcnow()
-        for warning in validity_warnings(
-            load_certificates(files[SERVING_CERT])[0], now=now, label="serving certificate"
-        ):
-            logger.warning("auto TLS: %s", warning)
+        serving = load_certificates(files[SERVING_CERT])[0]
+        for warning in validity_warnings(serving, now=utcnow(), label="serving certificate"):
+            # Once per certificate and kind of warning: this runs on every pass.
+            self._warn_once(f"{fingerprint(serving)[:16]}: {warning.split(' at ')[0]}", warning)
         self._files_written.set()
 
     def _read_secret(self) -> client.V1Secret | None:
