@@ -130,7 +130,7 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def _readable(review: dict[str, Any]) -> dict[str, Any]:
-    readable = json.loads(json.dumps(review))
+    readable: dict[str, Any] = json.loads(json.dumps(review))
     response = readable["response"]
     if "patch" in response:
         response["patch"] = json.loads(base64.b64decode(response["patch"]))
