@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
 from webhook.admission import Reviewer, ReviewError
@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 # kube-apiserver caps a request body at 3 MiB (etcd's limit is 1.5 MiB per object); an
 # AdmissionReview carries the object (and oldObject), so 7 MiB is generous and still bounded.
 MAX_BODY_BYTES = 7 * 1024 * 1024
+# Past the cap the body is still read and dropped, up to this much, so that a client that writes
+# its whole body before reading the answer sees the 413 instead of a reset connection.
+DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 JSON_TYPE = "application/json"
 
 
@@ -39,6 +42,14 @@ def create_app(reviewer: Reviewer) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         return _error(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exception: RequestEntityTooLarge) -> Response:
+        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        _discard_body()
+        reply = _error(413, f"body over {MAX_BODY_BYTES} bytes")
+        reply.headers["Connection"] = "close"
+        return reply
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
@@ -70,6 +81,18 @@ def create_app(reviewer: Reviewer) -> Flask:
         return Response(body, content_type=content_type)
 
     return app
+
+
+def _discard_body() -> None:
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    remaining = DISCARD_LIMIT_BYTES
+    while remaining > 0:
+        chunk = stream.read(min(65536, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 def _mutate(reviewer: Reviewer, started: float) -> Response:
