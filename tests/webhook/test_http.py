@@ -188,9 +188,8 @@ def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_serve_refuses_a_key_that_does_not_match_naming_both_files(tmp_path: Path) -> None:
     tls = write_tls_files(tmp_path)
-    other = write_tls_files(
-        tmp_path / "other" if (tmp_path / "other").mkdir() is None else tmp_path
-    )
+    (tmp_path / "other").mkdir()
+    other = write_tls_files(tmp_path / "other")
     env = server_environment(tls, AGENT_INJECT_TLS_KEY_FILE=str(other.key_file))
     result = run_serve(env)
     assert result.returncode == 2
