@@ -1,0 +1,312 @@
+"""Benchmark of the admission webhook over TLS, against the framework's floor in the same run.
+
+Starts ``python -m webhook serve`` (gunicorn, TLS, the settings' default workers and threads) and,
+with the same gunicorn options, a floor server whose /mutate reads the body and returns a fixed
+``allowed`` AdmissionReview. Drives both with keep-alive HTTPS connections at concurrency 1, 16
+and 64, posting a realistic pod (3 containers, 4 secrets), and prints admissions per second and
+p50/p99 latency for each, plus the mutate/floor throughput ratio.
+
+    .venv/bin/python scripts/bench_webhook.py [--seconds 5] [--concurrency 1 16 64]
+
+The load generator runs on the same 2 cores as the servers (asyncio, raw HTTP/1.1), so absolute
+numbers include its cost; the ratio to the floor is the figure that travels between machines.
+Targets (issue 2): mutate throughput >= 60% of the floor, p99 < 25 ms at 16 connections, no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from tests.webhook.server_support import (  # noqa: E402
+    free_port,
+    running_server,
+    server_environment,
+    write_tls_files,
+)
+
+TARGET_RATIO = 0.60
+TARGET_P99_MS_AT_16 = 25.0
+FLOOR_RESPONSE = json.dumps(
+    {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "fixed", "allowed": True},
+    }
+).encode()
+
+
+def realistic_review() -> dict[str, Any]:
+    """A pod as the API server sends it: 3 containers, 4 secrets, a ServiceAccount mount."""
+    prefix = "vault.hashicorp.com/"
+    annotations = {
+        prefix + "agent-inject": "true",
+        prefix + "role": "orders",
+        prefix + "agent-inject-secret-db": "database/creds/orders",
+        prefix + "agent-inject-template-db": (
+            '{{ with secret "database/creds/orders" -}}\n'
+            "postgresql://{{ .Data.username }}:{{ .Data.password }}@db:5432/orders\n{{- end }}"
+        ),
+        prefix + "agent-inject-secret-config": "kv/data/orders/config",
+        prefix + "agent-inject-secret-api-key": "kv/data/orders/api",
+        prefix + "agent-inject-file-api-key": "api-key.env",
+        prefix + "agent-inject-default-template": "env",
+        prefix + "agent-inject-secret-tls": "pki/issue/orders",
+        prefix + "agent-inject-perms-tls": "0600",
+        prefix + "agent-limits-mem": "96Mi",
+    }
+    mount = {
+        "name": "kube-api-access-7q2xk",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly": True,
+    }
+    containers = [
+        {
+            "name": name,
+            "image": f"registry.example/{name}:1.4.2",
+            "ports": [{"containerPort": port, "protocol": "TCP"}],
+            "env": [{"name": "LOG_LEVEL", "value": "info"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "volumeMounts": [mount],
+        }
+        for name, port in (("orders", 8080), ("metrics-exporter", 9100), ("log-shipper", 2020))
+    ]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "orders-7d9f8c6b5-",
+            "namespace": "shop",
+            "labels": {"app": "orders", "pod-template-hash": "7d9f8c6b5"},
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "orders-7d9f8c6b5",
+                    "uid": "5d3c1f0e-9a2b-4c8d-8e7f-6a5b4c3d2e1f",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "serviceAccountName": "orders",
+            "containers": containers,
+            "volumes": [
+                {
+                    "name": "kube-api-access-7q2xk",
+                    "projected": {
+                        "defaultMode": 420,
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "shop",
+            "object": pod,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+
+async def _connection(
+    port: int, body: bytes, expect: bytes, deadline: float, ca_file: str
+) -> tuple[int, list[float]]:
+    context = ssl.create_default_context(cafile=ca_file)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    head = (
+        f"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    errors = 0
+    latencies: list[float] = []
+    try:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            writer.write(head + body)
+            status_and_headers = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in status_and_headers.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            payload = await reader.readexactly(length)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if not status_and_headers.startswith(b"HTTP/1.1 200") or expect not in payload:
+                errors += 1
+    finally:
+        writer.close()
+    return errors, latencies
+
+
+def _client_process(
+    port: int, connections: int, seconds: float, ca_file: str, load: tuple[bytes, bytes]
+) -> tuple[int, list[float]]:
+    body, expect = load
+
+    async def run() -> tuple[int, list[float]]:
+        deadline = time.monotonic() + seconds
+        results = await asyncio.gather(
+            *(_connection(port, body, expect, deadline, ca_file) for _ in range(connections)),
+            return_exceptions=True,
+        )
+        errors = 0
+        latencies: list[float] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                errors += 1
+            else:
+                errors += result[0]
+                latencies += result[1]
+        return errors, latencies
+
+    return asyncio.run(run())
+
+
+def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: bytes) -> Result:
+    body = json.dumps(realistic_review()).encode()
+    processes = 1 if concurrency == 1 else 2
+    shares = [
+        concurrency // processes + (1 if i < concurrency % processes else 0)
+        for i in range(processes)
+    ]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        outcomes = pool.starmap(
+            _client_process, [(port, share, seconds, ca_file, (body, expect)) for share in shares]
+        )
+    latencies = [value for _, values in outcomes for value in values]
+    return Result(len(latencies), sum(errors for errors, _ in outcomes), seconds, latencies)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def serve_floor() -> None:
+    """The floor server (run as a subprocess): same gunicorn options, fixed response."""
+    from flask import Flask, Response, request
+
+    from webhook.server import resolve_certificate_files, serve
+    from webhook.settings import Settings
+
+    def factory() -> Any:
+        app = Flask("floor")
+
+        @app.post("/mutate")
+        def mutate() -> Response:
+            request.get_data(cache=False)
+            return Response(FLOOR_RESPONSE, mimetype="application/json")
+
+        return app
+
+    settings = Settings.from_env(os.environ)
+    cert_file, key_file = resolve_certificate_files(settings)
+    bind = sys.argv[sys.argv.index("--bind") + 1]
+    serve(settings, cert_file=cert_file, key_file=key_file, bind=bind, app_factory=factory)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per target and level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as directory:
+        tls = write_tls_files(Path(directory))
+        env = server_environment(tls, AGENT_INJECT_LOG_LEVEL="warn")
+        targets = {
+            "mutate": ([sys.executable, "-m", "webhook", "serve"], b'"patch"'),
+            "floor": (
+                [sys.executable, str(Path(__file__).resolve()), "--serve-floor"],
+                b'"allowed"',
+            ),
+        }
+        rows: dict[tuple[str, int], Result] = {}
+        for name, (command, expect) in targets.items():
+            with running_server(env, command=command, port=free_port()) as port:
+                drive(port, concurrency=4, seconds=1.0, ca_file=str(tls.ca_file), expect=expect)
+                for concurrency in arguments.concurrency:
+                    rows[(name, concurrency)] = drive(
+                        port,
+                        concurrency=concurrency,
+                        seconds=arguments.seconds,
+                        ca_file=str(tls.ca_file),
+                        expect=expect,
+                    )
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {arguments.seconds:.0f} s per row"
+    )
+    header = ("target", "conns", "requests", "errors", "adm/s", "p50 ms", "p99 ms")
+    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8}".format(*header))
+    for (name, concurrency), result in rows.items():
+        rate = result.requests / result.seconds
+        print(
+            f"{name:<8} {concurrency:>5} {result.requests:>9} {result.errors:>6} {rate:>8.0f} "
+            f"{statistics.median(result.latencies_ms or [float('nan')]):>8.2f} "
+            f"{percentile(result.latencies_ms, 0.99):>8.2f}"
+        )
+    verdicts = []
+    for concurrency in arguments.concurrency:
+        mutate, floor = rows[("mutate", concurrency)], rows[("floor", concurrency)]
+        ratio = mutate.requests / floor.requests if floor.requests else 0.0
+        verdicts.append(f"c={concurrency}: mutate/floor throughput {ratio:.0%}")
+    print("; ".join(verdicts))
+    if 16 in arguments.concurrency:
+        p99 = percentile(rows[("mutate", 16)].latencies_ms, 0.99)
+        ratio_16 = rows[("mutate", 16)].requests / max(1, rows[("floor", 16)].requests)
+        errors = sum(result.errors for result in rows.values())
+        ratio_verdict = "met" if ratio_16 >= TARGET_RATIO else "MISSED"
+        p99_verdict = "met" if p99 < TARGET_P99_MS_AT_16 else "MISSED"
+        print(
+            f"targets at 16 connections: throughput >= {TARGET_RATIO:.0%} of floor {ratio_verdict} "
+            f"({ratio_16:.0%}); p99 < {TARGET_P99_MS_AT_16:.0f} ms {p99_verdict} ({p99:.1f} ms); "
+            f"errors: {errors}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    if "--serve-floor" in sys.argv:
+        serve_floor()
+    else:
+        sys.exit(main())
