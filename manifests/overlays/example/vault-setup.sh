@@ -7,8 +7,9 @@
 #   POSTGRES_URL         host:port/database of the app's PostgreSQL, e.g. postgres.shop.svc:5432/orders
 #   POSTGRES_ADMIN_USER  a PostgreSQL role that may create roles (Vault's own, not the app's)
 #   POSTGRES_ADMIN_PASSWORD
-# Optional: KUBERNETES_CA_CERT (a PEM file; when Vault does not run in the cluster),
-#   POSTGRES_SSLMODE (default require), PAYMENT_API_KEY (the example's KV value).
+#   KUBERNETES_CA_CERT   the API server's CA (a PEM file); required when Vault runs outside the
+#                        cluster, otherwise Vault reads its own pod's ServiceAccount CA
+# Optional: POSTGRES_SSLMODE (default require), PAYMENT_API_KEY (the example's KV value).
 # Re-running it is safe: every write replaces the previous one.
 set -eu
 
