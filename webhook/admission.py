@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict
 
-import jsonpatch
-
 from webhook.annotations import default_annotation_problems, parse, unknown_key_warnings
 from webhook.injection import InjectionError, inject, should_inject
+from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -171,7 +170,7 @@ class Reviewer:
             mutated = inject(pod, result.spec)
         except InjectionError as error:
             return _refusal(api_version, uid, namespace, error.problems, list(result.warnings))
-        operations = jsonpatch.make_patch(dict(pod), mutated).patch
+        operations = diff(pod, mutated)
         patch = base64.b64encode(json.dumps(operations, separators=(",", ":")).encode()).decode()
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)

@@ -6,12 +6,15 @@ Key order inside every dict is fixed, so the same spec always yields the same by
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import jsonpatch
 
-from agent.config import CONFIG_ENV, CONFIG_FILE_ENV, DEFAULT_STATE_DIR
+from agent.config import CONFIG_ENV, CONFIG_FILE_ENV, DEFAULT_STATE_DIR, AgentConfig
 from webhook.annotations import AGENT_CONFIG_FILE, InjectionSpec
 
 INIT_CONTAINER_NAME = "vault-agent-init"
@@ -118,9 +121,31 @@ def _agent_mounts(spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]) -> l
     return mounts
 
 
-def _environment(spec: InjectionSpec) -> list[dict[str, Any]]:
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def config_json(config: AgentConfig) -> str:
+    """Byte for byte ``AgentConfig.to_json()``, several times faster: ``dataclasses.asdict``
+    deep-copies every leaf, and this runs in every pod creation."""
+    return json.dumps(_plain(config), sort_keys=True, separators=(",", ":"))
+
+
+def _environment(spec: InjectionSpec, config_document: str | None) -> list[dict[str, Any]]:
     if spec.agent_config is not None:
-        config: dict[str, Any] = {"name": CONFIG_ENV, "value": spec.agent_config.to_json()}
+        document = config_document or config_json(spec.agent_config)
+        config: dict[str, Any] = {"name": CONFIG_ENV, "value": document}
     else:
         config = {"name": CONFIG_FILE_ENV, "value": AGENT_CONFIG_FILE}
     return [
@@ -158,7 +183,11 @@ def _resources(spec: InjectionSpec) -> dict[str, Any]:
 
 
 def agent_container(
-    spec: InjectionSpec, role: AgentRole, *, copied_mounts: Iterable[Mapping[str, Any]] = ()
+    spec: InjectionSpec,
+    role: AgentRole,
+    *,
+    copied_mounts: Iterable[Mapping[str, Any]] = (),
+    config_document: str | None = None,
 ) -> dict[str, Any]:
     """The init container, the classic sidecar, or the native sidecar (an init container that
     keeps running: restartPolicy Always, with a startup probe that holds the app back until the
@@ -168,7 +197,7 @@ def agent_container(
         "name": name,
         "image": spec.image,
         "args": ["--mode", "init" if role == "init" else "sidecar"],
-        "env": _environment(spec),
+        "env": _environment(spec, config_document),
         "resources": _resources(spec),
         "volumeMounts": _agent_mounts(spec, copied_mounts),
         "securityContext": security_context(spec),

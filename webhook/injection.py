@@ -5,7 +5,6 @@ Pure: no I/O. The original pod is never modified; the caller diffs original agai
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from webhook.containers import (
     AGENT_CONTAINER_NAMES,
     ContainerPatchError,
     agent_container,
+    config_json,
     is_our_volume,
     pod_volumes,
     secret_mounts,
@@ -109,21 +109,26 @@ def structure_problems(pod: Mapping[str, Any]) -> list[str]:
 
 
 def _strip_previous_injection(spec: dict[str, Any]) -> None:
-    """For agent-inject-status: update, so a second injection does not stack on the first."""
+    """For agent-inject-status: update, so a second injection does not stack on the first.
+    Replaces lists and containers instead of changing them: they are shared with the original."""
     for field in ("containers", "initContainers"):
         if field in spec:
-            spec[field] = [
-                container
-                for container in spec[field]
-                if container.get("name") not in AGENT_CONTAINER_NAMES
-            ]
-            for container in spec[field]:
-                if "volumeMounts" in container:
-                    container["volumeMounts"] = [
-                        mount
-                        for mount in container["volumeMounts"]
-                        if not is_our_volume(str(mount.get("name", "")))
-                    ]
+            kept = []
+            for original in spec[field]:
+                if original.get("name") in AGENT_CONTAINER_NAMES:
+                    continue
+                container = original
+                if "volumeMounts" in original:
+                    container = {
+                        **original,
+                        "volumeMounts": [
+                            mount
+                            for mount in original["volumeMounts"]
+                            if not is_our_volume(str(mount.get("name", "")))
+                        ],
+                    }
+                kept.append(container)
+            spec[field] = kept
     if "volumes" in spec:
         spec["volumes"] = [
             volume for volume in spec["volumes"] if not is_our_volume(str(volume.get("name")))
@@ -149,12 +154,17 @@ def _conflicts(pod_spec: Mapping[str, Any], new_volumes: list[dict[str, Any]]) -
 
 
 def inject(pod: Mapping[str, Any], spec: InjectionSpec) -> dict[str, Any]:
-    """A mutated copy of ``pod``; raises InjectionError with every problem found."""
+    """A mutated copy of ``pod``; raises InjectionError with every problem found.
+
+    The copy shares every subtree it does not change with ``pod`` (copying only along the paths
+    it changes), which keeps the admission fast and lets the diff skip untouched parts by
+    identity. Neither the pod nor the copy may be modified afterwards."""
     problems = structure_problems(pod)
     if problems:
         raise InjectionError(problems)
-    mutated = copy.deepcopy(dict(pod))
-    pod_spec: dict[str, Any] = mutated["spec"]
+    mutated = dict(pod)
+    pod_spec: dict[str, Any] = dict(pod["spec"])
+    mutated["spec"] = pod_spec
     if spec.reinject:
         _strip_previous_injection(pod_spec)
     volumes = pod_volumes(spec)
@@ -180,24 +190,42 @@ def inject(pod: Mapping[str, Any], spec: InjectionSpec) -> dict[str, Any]:
         copied_mounts = list(source.get("volumeMounts") or [])
 
     targets = set(spec.target_containers)
-    app_mounts = secret_mounts(spec, read_only=True)
-    for container in all_containers:
-        if container.get("name") in targets:
-            container.setdefault("volumeMounts", []).extend(copy.deepcopy(app_mounts))
+    for field in ("containers", "initContainers"):
+        if field in pod_spec:
+            pod_spec[field] = [
+                {
+                    **container,
+                    "volumeMounts": [
+                        *(container.get("volumeMounts") or []),
+                        *secret_mounts(spec, read_only=True),
+                    ],
+                }
+                if container.get("name") in targets
+                else container
+                for container in pod_spec[field]
+            ]
 
     first = None
     sidecar = None
+    # Serialized once: the init container and the sidecar carry the same configuration.
+    document = config_json(spec.agent_config) if spec.agent_config is not None else None
     try:
         if spec.mode == "native-sidecar":
-            first = agent_container(spec, "native", copied_mounts=copied_mounts)
+            first = agent_container(
+                spec, "native", copied_mounts=copied_mounts, config_document=document
+            )
         elif spec.mode != "sidecar-only":
-            first = agent_container(spec, "init", copied_mounts=copied_mounts)
+            first = agent_container(
+                spec, "init", copied_mounts=copied_mounts, config_document=document
+            )
     except ContainerPatchError as error:
         patch_key = "agent-init-json-patch" if spec.mode != "native-sidecar" else "agent-json-patch"
         problems.append(f"{PREFIX}{patch_key}: {error}")
     try:
         if spec.mode in ("init-and-sidecar", "sidecar-only"):
-            sidecar = agent_container(spec, "sidecar", copied_mounts=copied_mounts)
+            sidecar = agent_container(
+                spec, "sidecar", copied_mounts=copied_mounts, config_document=document
+            )
     except ContainerPatchError as error:
         problems.append(f"{PREFIX}agent-json-patch: {error}")
     if problems:
@@ -216,7 +244,10 @@ def inject(pod: Mapping[str, Any], spec: InjectionSpec) -> dict[str, Any]:
     if spec.share_process_namespace is not None:
         pod_spec["shareProcessNamespace"] = spec.share_process_namespace
 
-    metadata = mutated.setdefault("metadata", {})
-    annotations = metadata.setdefault("annotations", {})
-    annotations[AGENT_INJECT_STATUS] = STATUS_INJECTED
+    metadata = dict(mutated.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        AGENT_INJECT_STATUS: STATUS_INJECTED,
+    }
+    mutated["metadata"] = metadata
     return mutated

@@ -1,0 +1,91 @@
+"""The diff that makes the patch: applying it to the original always gives the mutated copy."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.webhook.support import SETTINGS, annotated, app_container, make_pod
+from webhook.annotations import parse
+from webhook.containers import config_json
+from webhook.injection import inject
+from webhook.patch import diff
+
+leaves = st.none() | st.booleans() | st.integers(-3, 3) | st.text("ab/~", max_size=3)
+documents = st.recursive(
+    leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text("ab/~", max_size=3), children, max_size=4)
+        | st.lists(
+            st.fixed_dictionaries({"name": st.sampled_from(["a", "b", "c", "d"]), "v": children}),
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(documents, documents)
+def test_applying_the_diff_to_any_document_gives_the_other(original: Any, mutated: Any) -> None:
+    before = copy.deepcopy(original)
+    patched = jsonpatch.apply_patch(original, diff(original, mutated))
+    assert patched == mutated
+    assert original == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), unique=True, max_size=5), st.data())
+def test_named_lists_with_items_added_at_either_end(names: list[str], data: st.DataObject) -> None:
+    original = [{"name": name, "mounts": [1]} for name in names]
+    changed = [dict(item, mounts=[1, 2]) if data.draw(st.booleans()) else item for item in original]
+    extra = [{"name": f"x{n}"} for n in range(data.draw(st.integers(1, 2)))]
+    mutated = extra + changed if data.draw(st.booleans()) else changed + extra
+    operations = diff(original, mutated)
+    assert jsonpatch.apply_patch(original, operations) == mutated
+    # Items are added, never the whole list replaced.
+    assert all(operation["op"] == "add" for operation in operations)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({}, id="basic"),
+        pytest.param(annotated(agent_init_first="true"), id="init first"),
+        pytest.param(annotated(agent_native_sidecar="true"), id="native sidecar"),
+        pytest.param(annotated(agent_inject_signal_db="SIGHUP:app"), id="process namespace"),
+    ],
+)
+def test_the_patch_of_an_injection_rebuilds_the_mutated_pod(extra: dict[str, str]) -> None:
+    pod = make_pod(
+        {**annotated(agent_inject="true", role="app", agent_inject_secret_db="kv/db"), **extra},
+        containers=[app_container("a"), app_container("b")],
+        init_containers=[app_container("migrate")],
+    )
+    spec = parse(pod, SETTINGS, namespace="shop").spec
+    assert spec is not None
+    mutated = inject(pod, spec)
+    assert jsonpatch.apply_patch(pod, diff(pod, mutated)) == mutated
+    assert diff(pod, pod) == []
+
+
+def test_the_fast_config_serializer_writes_exactly_what_the_agent_contract_writes() -> None:
+    pod = make_pod(
+        annotated(
+            agent_inject="true",
+            role="app",
+            agent_inject_secret_db="kv/db",
+            agent_inject_signal_db="SIGHUP:nginx",
+            auth_config_audience="vault",
+        )
+    )
+    spec = parse(pod, SETTINGS, namespace="shop").spec
+    assert spec is not None
+    assert spec.agent_config is not None
+    assert config_json(spec.agent_config) == spec.agent_config.to_json()
