@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -121,9 +120,16 @@ def _agent_mounts(spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]) -> l
     return mounts
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _field_names(kind)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, Mapping):
@@ -131,9 +137,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(cls))
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """Dataclass field names by class, remembered: ``dataclasses.fields`` is slow per call."""
+    if kind not in _FIELD_NAMES:
+        _FIELD_NAMES[kind] = (
+            tuple(field.name for field in dataclasses.fields(kind))
+            if dataclasses.is_dataclass(kind)
+            else None
+        )
+    return _FIELD_NAMES[kind]
 
 
 def config_json(config: AgentConfig) -> str:
