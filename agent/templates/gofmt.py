@@ -1,0 +1,808 @@
+"""Go's fmt printing (Sprint, Sprintln, Sprintf) and strconv's float and quote formatting.
+
+Templates print every value through Go's ``%v``, so output must match it byte for byte: maps as
+``map[a:1 b:2]`` in sorted key order, lists as ``[a b]``, nil as ``<nil>``, floats in Go's shortest
+``%g`` form (``1e+06``, ``0.0001``), ``+Inf``, ``NaN``. The printer follows fmt/print.go and
+fmt/format.go, including its in-band errors such as ``%!d(string=x)``, ``%!s(MISSING)`` and
+``%!(EXTRA int=1)``.
+
+One deliberate leniency: numeric verbs (``%d %e %f %g``) format a ``json.Number`` as the number it
+holds. Go prints ``%!d(json.Number=5)`` there, which no working template relies on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from agent.templates.values import (
+    MISSING,
+    JsonNumber,
+    NilPointer,
+    sorted_map_items,
+    struct_view,
+    type_name,
+)
+
+_LOWER_DIGITS = "0123456789abcdefx"
+_UPPER_DIGITS = "0123456789ABCDEFX"
+_NUMERIC_VERBS_FOR_JSON_NUMBER = frozenset("deEfFgG")
+
+
+# ---------------------------------------------------------------------------------------------
+# strconv
+
+
+def quote(text: str, *, ascii_only: bool = False) -> str:
+    """strconv.Quote (or QuoteToASCII): a double-quoted Go string literal."""
+    out = ['"']
+    for char in text:
+        out.append(_escape_rune(char, '"', ascii_only=ascii_only))
+    out.append('"')
+    return "".join(out)
+
+
+def quote_rune(code: int, *, ascii_only: bool = False) -> str:
+    """strconv.QuoteRune: a single-quoted Go character literal."""
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF or code < 0:
+        code = 0xFFFD
+    return "'" + _escape_rune(chr(code), "'", ascii_only=ascii_only) + "'"
+
+
+def is_print(char: str) -> bool:
+    """strconv.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space."""
+    return char == " " or (char.isprintable() and char != "\u00a0" and not char.isspace())
+
+
+def _escape_rune(char: str, quote_char: str, *, ascii_only: bool) -> str:
+    if char in (quote_char, "\\"):
+        return "\\" + char
+    code = ord(char)
+    if ascii_only:
+        if code < 0x80 and is_print(char):
+            return char
+    elif is_print(char):
+        return char
+    simple = _SIMPLE_ESCAPES.get(char)
+    if simple is not None:
+        return simple
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    if 0xD800 <= code <= 0xDFFF:
+        code = 0xFFFD
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+_SIMPLE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def _shortest_decimal(value: float) -> tuple[str, int]:
+    """Shortest round-trip digits of a finite, non-negative float and the decimal point position.
+
+    ``value == 0.DIGITS * 10**point``; Python's repr and Go's strconv both pick the shortest
+    digit string that reads back to the same float.
+    """
+    if value == 0:
+        return "", 0
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    all_digits = whole + fraction
+    stripped = all_digits.lstrip("0")
+    leading_zeros = len(all_digits) - len(stripped)
+    point = len(whole) - leading_zeros + (int(exponent) if exponent else 0)
+    return stripped.rstrip("0"), point
+
+
+def _format_hex_float(value: float, *, upper: bool) -> str:
+    """Shortest %x of a float: 0x1.8p+00 (Go) from Python's 0x1.8000000000000p+0."""
+    mantissa, _, exponent = value.hex().partition("p")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    exponent_value = int(exponent)
+    sign = "-" if exponent_value < 0 else "+"
+    text = f"{mantissa}p{sign}{abs(exponent_value):02d}"
+    return text.upper() if upper else text
+
+
+def _format_e(digits: str, point: int, precision: int, exp_char: str) -> str:
+    first = digits[0] if digits else "0"
+    rest = digits[1 : 1 + precision].ljust(precision, "0")
+    exponent = point - 1 if digits else 0
+    sign = "-" if exponent < 0 else "+"
+    magnitude = abs(exponent)
+    exp_text = f"{magnitude:02d}"
+    mantissa = first + ("." + rest if precision > 0 else "")
+    return f"{mantissa}{exp_char}{sign}{exp_text}"
+
+
+def _format_f(digits: str, point: int, precision: int) -> str:
+    whole = digits[:point].ljust(point, "0") if point > 0 else "0"
+    if precision <= 0:
+        return whole
+    fraction = []
+    for index in range(precision):
+        position = point + index
+        fraction.append(digits[position] if 0 <= position < len(digits) else "0")
+    return whole + "." + "".join(fraction)
+
+
+def format_float(value: float, fmt: str, precision: int = -1) -> str:
+    """strconv.FormatFloat(value, fmt, precision, 64) for fmt in e E f g G (-1: shortest)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    negative = math.copysign(1.0, value) < 0
+    sign = "-" if negative else ""
+    magnitude = abs(value)
+    if fmt in "xX":
+        return sign + _format_hex_float(magnitude, upper=fmt == "X")
+    if precision >= 0:
+        if fmt in "gG" and precision == 0:
+            precision = 1
+        # Python and Go agree on e, f and g with a precision, down to two-digit exponents.
+        return sign + format(magnitude, f".{precision}{fmt}")
+    digits, point = _shortest_decimal(magnitude)
+    if fmt in "eE":
+        return sign + _format_e(digits, point, max(len(digits) - 1, 0), fmt)
+    if fmt == "f":
+        return sign + _format_f(digits, point, max(len(digits) - point, 0))
+    exponent = point - 1 if digits else 0
+    # Shortest %g uses the exponent form from 1e+06 up and below 1e-04, as strconv decides.
+    if exponent < -4 or exponent >= 6:
+        return sign + _format_e(digits, point, max(len(digits) - 1, 0), "e" if fmt == "g" else "E")
+    return sign + _format_f(digits, point, max(len(digits) - point, 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# fmt
+
+
+class _Flags:
+    __slots__ = (
+        "minus",
+        "plus",
+        "plus_v",
+        "prec",
+        "prec_present",
+        "sharp",
+        "sharp_v",
+        "space",
+        "wid",
+        "wid_present",
+        "zero",
+    )
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.wid_present = False
+        self.prec_present = False
+        self.minus = False
+        self.plus = False
+        self.sharp = False
+        self.space = False
+        self.zero = False
+        self.plus_v = False
+        self.sharp_v = False
+        self.wid = 0
+        self.prec = 0
+
+
+class _Printer:
+    """One fmt.pp: a buffer and the flags of the verb being printed."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.flags = _Flags()
+        self.erroring = False
+        # Templates print the struct a pointer points to (text/template's printableValue).
+        self.dereference_top = False
+
+    def text(self) -> str:
+        return "".join(self.out)
+
+    # -- padding -------------------------------------------------------------------------
+
+    def _padding(self, count: int) -> None:
+        if count > 0:
+            self.out.append(("0" if self.flags.zero else " ") * count)
+
+    def pad(self, text: str) -> None:
+        flags = self.flags
+        if not flags.wid_present or flags.wid == 0:
+            self.out.append(text)
+            return
+        width = flags.wid - len(text)
+        if not flags.minus:
+            self._padding(width)
+            self.out.append(text)
+        else:
+            self.out.append(text)
+            self._padding(width)
+
+    # -- argument dispatch -----------------------------------------------------------------
+
+    def print_arg(self, arg: Any, verb: str) -> None:
+        if arg is None or arg is MISSING:
+            if verb in ("T", "v"):
+                self.pad("<nil>")
+            else:
+                self.bad_verb(verb, None)
+            return
+        if verb == "T":
+            self.fmt_s(type_name(arg))
+            return
+        if verb == "p":
+            self.bad_verb(verb, arg)
+            return
+        self.print_value(arg, verb, 0)
+
+    def print_value(self, value: Any, verb: str, depth: int) -> None:
+        flags = self.flags
+        if value is None or value is MISSING:
+            # A nil interface inside a map or slice.
+            if flags.sharp_v:
+                self.out.append("interface {}(nil)")
+            elif verb == "v":
+                self.out.append("<nil>")
+            else:
+                self.bad_verb(verb, None)
+            return
+        if isinstance(value, bool):
+            if verb in ("t", "v"):
+                self.pad("true" if value else "false")
+            else:
+                self.bad_verb(verb, value)
+            return
+        if isinstance(value, int):
+            self.fmt_integer(value, verb, value)
+            return
+        if isinstance(value, float):
+            self.fmt_float(value, verb, value)
+            return
+        if isinstance(value, complex):
+            self.fmt_complex(value, verb)
+            return
+        if isinstance(value, JsonNumber):
+            self.fmt_json_number(value, verb)
+            return
+        if isinstance(value, str):
+            self.fmt_string(value, verb, value)
+            return
+        if isinstance(value, Mapping):
+            self.print_map(value, verb, depth)
+            return
+        if isinstance(value, list | tuple):
+            self.print_list(value, verb, depth)
+            return
+        if isinstance(value, NilPointer):
+            if flags.sharp_v:
+                self.out.append(f"({value.type_name})(nil)")
+            else:
+                self.pad("<nil>")
+            return
+        view = struct_view(value)
+        if view is not None:
+            if view.is_pointer and not (depth == 0 and self.dereference_top):
+                self.out.append("&")
+            if flags.sharp_v:
+                self.out.append(view.type_name.lstrip("*"))
+            self.out.append("{")
+            for index, (name, getter) in enumerate(view.fields):
+                if index:
+                    self.out.append(", " if flags.sharp_v else " ")
+                if flags.plus_v or flags.sharp_v:
+                    self.out.append(name + ":")
+                self.print_value(getter(value), verb, depth + 1)
+            self.out.append("}")
+            return
+        # Functions print as their address in Go; there is no stable equivalent.
+        self.pad("0x0")
+
+    def print_map(self, value: Mapping[Any, Any], verb: str, depth: int) -> None:
+        sharp_v = self.flags.sharp_v
+        self.out.append(type_name(value) + "{" if sharp_v else "map[")
+        for index, (key, item) in enumerate(sorted_map_items(value)):
+            if index:
+                self.out.append(", " if sharp_v else " ")
+            self.print_value(key, verb, depth + 1)
+            self.out.append(":")
+            self.print_value(item, verb, depth + 1)
+        self.out.append("}" if sharp_v else "]")
+
+    def print_list(self, value: list[Any] | tuple[Any, ...], verb: str, depth: int) -> None:
+        if self.flags.sharp_v:
+            self.out.append(type_name(value) + "{")
+            for index, item in enumerate(value):
+                if index:
+                    self.out.append(", ")
+                self.print_value(item, verb, depth + 1)
+            self.out.append("}")
+            return
+        self.out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                self.out.append(" ")
+            self.print_value(item, verb, depth + 1)
+        self.out.append("]")
+
+    def bad_verb(self, verb: str, arg: Any) -> None:
+        self.erroring = True
+        self.out.append("%!" + verb + "(")
+        if arg is None or arg is MISSING:
+            self.out.append("<nil>")
+        else:
+            # Go keeps the verb's width and flags for the value inside the error.
+            self.out.append(type_name(arg) + "=")
+            self.print_arg(arg, "v")
+        self.out.append(")")
+        self.erroring = False
+
+    # -- kinds ----------------------------------------------------------------------------
+
+    def fmt_json_number(self, value: JsonNumber, verb: str) -> None:
+        if verb in _NUMERIC_VERBS_FOR_JSON_NUMBER:
+            number = value.as_number()
+            if isinstance(number, int) and verb == "d":
+                self.fmt_integer(number, verb, number)
+                return
+            if number is not None and verb != "d":
+                self.fmt_float(float(number), verb, float(number))
+                return
+        self.fmt_string(str(value), verb, value)
+
+    def fmt_string(self, value: str, verb: str, arg: Any) -> None:
+        if verb == "v":
+            if self.flags.sharp_v:
+                self.fmt_q(value)
+            else:
+                self.fmt_s(value)
+        elif verb == "s":
+            self.fmt_s(value)
+        elif verb == "x":
+            self.fmt_sx(value, _LOWER_DIGITS)
+        elif verb == "X":
+            self.fmt_sx(value, _UPPER_DIGITS)
+        elif verb == "q":
+            self.fmt_q(value)
+        else:
+            self.bad_verb(verb, arg)
+
+    def truncate(self, value: str) -> str:
+        if self.flags.prec_present:
+            return value[: self.flags.prec]
+        return value
+
+    def fmt_s(self, value: str) -> None:
+        self.pad(self.truncate(value))
+
+    def fmt_q(self, value: str) -> None:
+        value = self.truncate(value)
+        if (
+            self.flags.sharp
+            and "`" not in value
+            and all(char == "\t" or (is_print(char) and char != "\ufeff") for char in value)
+        ):
+            self.pad("`" + value + "`")
+            return
+        self.pad(quote(value, ascii_only=self.flags.plus))
+
+    def fmt_sx(self, value: str, digits: str) -> None:
+        flags = self.flags
+        data = value.encode("utf-8", "surrogateescape")
+        length = len(data)
+        if flags.prec_present and flags.prec < length:
+            length = flags.prec
+        width = 2 * length
+        if width > 0:
+            if flags.space:
+                if flags.sharp:
+                    width *= 2
+                width += length - 1
+            elif flags.sharp:
+                width += 2
+        else:
+            if flags.wid_present:
+                self._padding(flags.wid)
+            return
+        if flags.wid_present and flags.wid > width and not flags.minus:
+            self._padding(flags.wid - width)
+        parts: list[str] = []
+        if flags.sharp:
+            parts.append("0" + digits[16])
+        for index in range(length):
+            if flags.space and index > 0:
+                parts.append(" ")
+                if flags.sharp:
+                    parts.append("0" + digits[16])
+            byte = data[index]
+            parts.append(digits[byte >> 4] + digits[byte & 0xF])
+        self.out.append("".join(parts))
+        if flags.wid_present and flags.wid > width and flags.minus:
+            self._padding(flags.wid - width)
+
+    def fmt_integer(self, value: int, verb: str, arg: Any) -> None:
+        if verb in ("v", "d"):
+            self._integer(value, 10, verb, _LOWER_DIGITS)
+        elif verb == "b":
+            self._integer(value, 2, verb, _LOWER_DIGITS)
+        elif verb in ("o", "O"):
+            self._integer(value, 8, verb, _LOWER_DIGITS)
+        elif verb == "x":
+            self._integer(value, 16, verb, _LOWER_DIGITS)
+        elif verb == "X":
+            self._integer(value, 16, verb, _UPPER_DIGITS)
+        elif verb == "c":
+            self.pad(_rune_text(value))
+        elif verb == "q":
+            self.pad(quote_rune(value, ascii_only=self.flags.plus))
+        elif verb == "U":
+            self._unicode(value)
+        else:
+            self.bad_verb(verb, arg)
+
+    def _integer(self, value: int, base: int, verb: str, digits: str) -> None:
+        flags = self.flags
+        negative = value < 0
+        magnitude = -value if negative else value
+        precision = 0
+        if flags.prec_present:
+            precision = flags.prec
+            if precision == 0 and magnitude == 0:
+                saved_zero = flags.zero
+                flags.zero = False
+                self._padding(flags.wid)
+                flags.zero = saved_zero
+                return
+        elif flags.zero and flags.wid_present:
+            precision = flags.wid
+            if negative or flags.plus or flags.space:
+                precision -= 1
+        if magnitude == 0:
+            body = "0"
+        else:
+            chars = []
+            while magnitude:
+                chars.append(digits[magnitude % base])
+                magnitude //= base
+            body = "".join(reversed(chars))
+        if len(body) < precision:
+            body = "0" * (precision - len(body)) + body
+        if flags.sharp:
+            if base == 2:
+                body = "0b" + body
+            elif base == 8 and not body.startswith("0"):
+                body = "0" + body
+            elif base == 16:
+                body = "0" + digits[16] + body
+        if verb == "O":
+            body = "0o" + body
+        if negative:
+            body = "-" + body
+        elif flags.plus:
+            body = "+" + body
+        elif flags.space:
+            body = " " + body
+        saved_zero = flags.zero
+        flags.zero = False
+        self.pad(body)
+        flags.zero = saved_zero
+
+    def _unicode(self, value: int) -> None:
+        flags = self.flags
+        precision = flags.prec if flags.prec_present and flags.prec > 4 else 4
+        text = "U+" + format(value & 0xFFFFFFFFFFFFFFFF, "X").rjust(precision, "0")
+        if flags.sharp and 0 <= value <= 0x10FFFF and is_print(chr(value)):
+            text += " '" + chr(value) + "'"
+        saved_zero = flags.zero
+        flags.zero = False
+        self.pad(text)
+        flags.zero = saved_zero
+
+    def fmt_float(self, value: float, verb: str, arg: Any) -> None:
+        if verb == "v":
+            self._float(value, "g", -1)
+        elif verb in ("g", "G") or verb in ("x", "X"):
+            self._float(value, verb, -1)
+        elif verb in ("f", "e", "E"):
+            self._float(value, verb, 6)
+        elif verb == "F":
+            self._float(value, "f", 6)
+        else:
+            self.bad_verb(verb, arg)
+
+    def _float(self, value: float, verb: str, precision: int) -> None:
+        flags = self.flags
+        if flags.prec_present:
+            precision = flags.prec
+        number = format_float(value, verb, precision)
+        signed = number if number[0] in "+-" else "+" + number
+        if flags.space and signed[0] == "+" and not flags.plus:
+            signed = " " + signed[1:]
+        if signed[1:] in ("Inf", "NaN"):
+            saved_zero = flags.zero
+            flags.zero = False
+            if signed[1] == "N" and not flags.space and not flags.plus:
+                signed = signed[1:]
+            self.pad(signed)
+            flags.zero = saved_zero
+            return
+        if flags.sharp:
+            signed = _sharp_float(signed, verb, precision)
+        if flags.plus or signed[0] != "+":
+            if flags.zero and flags.wid_present and flags.wid > len(signed):
+                self.out.append(signed[0])
+                self._padding(flags.wid - len(signed))
+                self.out.append(signed[1:])
+                return
+            self.pad(signed)
+            return
+        self.pad(signed[1:])
+
+    def fmt_complex(self, value: complex, verb: str) -> None:
+        if verb not in ("v", "b", "g", "G", "x", "X", "f", "F", "e", "E"):
+            self.bad_verb(verb, value)
+            return
+        saved_plus = self.flags.plus
+        self.out.append("(")
+        self.fmt_float(value.real, verb, value.real)
+        self.flags.plus = True
+        self.fmt_float(value.imag, verb, value.imag)
+        self.out.append("i)")
+        self.flags.plus = saved_plus
+
+
+def _sharp_float(signed: str, verb: str, precision: int) -> str:
+    """The '#' flag: always a decimal point, and %g keeps its trailing zeros."""
+    digits = precision if verb in ("v", "g", "G") else 0
+    if verb in ("v", "g", "G") and digits == -1:
+        digits = 6
+    body, tail = signed, ""
+    for marker in ("e", "E"):
+        if marker in body[1:]:
+            cut = body.index(marker, 1)
+            body, tail = body[:cut], body[cut:]
+            break
+    has_point = "." in body
+    seen_nonzero = False
+    for char in body[1:]:
+        if char == ".":
+            continue
+        if char != "0":
+            seen_nonzero = True
+        if seen_nonzero:
+            digits -= 1
+    if not has_point:
+        if body[1:] == "0":
+            digits -= 1
+        body += "."
+    if digits > 0:
+        body += "0" * digits
+    return body + tail
+
+
+def _rune_text(value: int) -> str:
+    if value < 0 or value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return "\ufffd"
+    return chr(value)
+
+
+def sprint(args: list[Any] | tuple[Any, ...], *, dereference: bool = False) -> str:
+    """fmt.Sprint: a space between operands when neither is a string."""
+    printer = _Printer()
+    printer.dereference_top = dereference
+    previous_is_string = False
+    for index, arg in enumerate(args):
+        is_string = isinstance(arg, str)
+        if index > 0 and not is_string and not previous_is_string:
+            printer.out.append(" ")
+        printer.flags.clear()
+        printer.print_arg(arg, "v")
+        previous_is_string = is_string
+    return printer.text()
+
+
+def sprintln(args: list[Any] | tuple[Any, ...]) -> str:
+    """fmt.Sprintln: spaces between all operands and a newline at the end."""
+    printer = _Printer()
+    for index, arg in enumerate(args):
+        if index > 0:
+            printer.out.append(" ")
+        printer.flags.clear()
+        printer.print_arg(arg, "v")
+    printer.out.append("\n")
+    return printer.text()
+
+
+def format_value(value: Any, *, dereference: bool = False) -> str:
+    """fmt.Fprint of one value; ``dereference`` prints a pointer's struct as ``{{ . }}`` does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    printer = _Printer()
+    printer.dereference_top = dereference
+    printer.print_arg(value, "v")
+    return printer.text()
+
+
+def _parse_number(text: str, start: int) -> tuple[int, bool, int]:
+    """fmt's parsenum: digits at ``start`` -> (number, present, next index)."""
+    index = start
+    while index < len(text) and text[index].isdigit() and text[index] in "0123456789":
+        index += 1
+    if index == start:
+        return 0, False, start
+    number = int(text[start:index])
+    if number > 1_000_000:
+        return 0, False, index
+    return number, True, index
+
+
+def sprintf(format_text: str, args: list[Any] | tuple[Any, ...]) -> str:
+    """fmt.Sprintf with Go's verbs, flags, width, precision, ``*`` and ``[n]`` argument indexes."""
+    printer = _Printer()
+    flags = printer.flags
+    out = printer.out
+    end = len(format_text)
+    arg_num = 0
+    reordered = False
+    index = 0
+    while index < end:
+        good_arg_num = True
+        start = index
+        while index < end and format_text[index] != "%":
+            index += 1
+        if index > start:
+            out.append(format_text[start:index])
+        if index >= end:
+            break
+        index += 1
+        flags.clear()
+        while index < end:
+            char = format_text[index]
+            if char == "#":
+                flags.sharp = True
+            elif char == "0":
+                flags.zero = not flags.minus
+            elif char == "+":
+                flags.plus = True
+            elif char == "-":
+                flags.minus = True
+                flags.zero = False
+            elif char == " ":
+                flags.space = True
+            else:
+                break
+            index += 1
+
+        arg_num, index, after_index, ok, did_reorder = _arg_number(
+            arg_num, format_text, index, len(args)
+        )
+        good_arg_num = good_arg_num and ok
+        reordered = reordered or did_reorder
+
+        if index < end and format_text[index] == "*":
+            index += 1
+            flags.wid, flags.wid_present, arg_num = _int_from_arg(args, arg_num)
+            if not flags.wid_present:
+                out.append("%!(BADWIDTH)")
+            if flags.wid < 0:
+                flags.wid = -flags.wid
+                flags.minus = True
+                flags.zero = False
+            after_index = False
+        else:
+            flags.wid, flags.wid_present, index = _parse_number(format_text, index)
+            if after_index and flags.wid_present:
+                good_arg_num = False
+
+        if index + 1 < end and format_text[index] == ".":
+            index += 1
+            if after_index:
+                good_arg_num = False
+            arg_num, index, after_index, ok, did_reorder = _arg_number(
+                arg_num, format_text, index, len(args)
+            )
+            good_arg_num = good_arg_num and ok
+            reordered = reordered or did_reorder
+            if index < end and format_text[index] == "*":
+                index += 1
+                flags.prec, flags.prec_present, arg_num = _int_from_arg(args, arg_num)
+                if flags.prec < 0:
+                    flags.prec = 0
+                    flags.prec_present = False
+                if not flags.prec_present:
+                    out.append("%!(BADPREC)")
+                after_index = False
+            else:
+                flags.prec, flags.prec_present, index = _parse_number(format_text, index)
+                if not flags.prec_present:
+                    flags.prec = 0
+                    flags.prec_present = True
+
+        if not after_index:
+            arg_num, index, after_index, ok, did_reorder = _arg_number(
+                arg_num, format_text, index, len(args)
+            )
+            good_arg_num = good_arg_num and ok
+            reordered = reordered or did_reorder
+
+        if index >= end:
+            out.append("%!(NOVERB)")
+            break
+
+        verb = format_text[index]
+        index += 1
+
+        if verb == "%":
+            out.append("%")
+        elif not good_arg_num:
+            out.append("%!" + verb + "(BADINDEX)")
+        elif arg_num >= len(args):
+            out.append("%!" + verb + "(MISSING)")
+        else:
+            if verb == "v":
+                flags.sharp_v = flags.sharp
+                flags.sharp = False
+                flags.plus_v = flags.plus
+                flags.plus = False
+            printer.print_arg(args[arg_num], verb)
+            arg_num += 1
+
+    if not reordered and arg_num < len(args):
+        flags.clear()
+        out.append("%!(EXTRA ")
+        for position, arg in enumerate(args[arg_num:]):
+            if position:
+                out.append(", ")
+            if arg is None or arg is MISSING:
+                out.append("<nil>")
+            else:
+                out.append(type_name(arg) + "=")
+                printer.print_arg(arg, "v")
+        out.append(")")
+    return printer.text()
+
+
+def _arg_number(
+    arg_num: int, text: str, index: int, num_args: int
+) -> tuple[int, int, bool, bool, bool]:
+    """fmt's argNumber: an explicit ``[n]`` -> (arg, next index, found, ok, reordered)."""
+    if len(text) <= index or text[index] != "[":
+        return arg_num, index, False, True, False
+    if len(text) - index < 3:
+        return arg_num, index + 1, False, False, True
+    for close in range(index + 1, len(text)):
+        if text[close] == "]":
+            number, present, after = _parse_number(text, index + 1)
+            if not present or after != close:
+                return arg_num, close + 1, False, False, True
+            number -= 1
+            if 0 <= number < num_args:
+                return number, close + 1, True, True, True
+            return arg_num, close + 1, True, False, True
+    return arg_num, index + 1, False, False, True
+
+
+def _int_from_arg(args: list[Any] | tuple[Any, ...], arg_num: int) -> tuple[int, bool, int]:
+    if arg_num >= len(args):
+        return 0, False, arg_num
+    value = args[arg_num]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 1_000_000:
+        return value, True, arg_num + 1
+    return 0, False, arg_num + 1
