@@ -250,10 +250,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per target and level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--workers", default="2", help="AGENT_INJECT_WORKERS for both servers")
+    parser.add_argument("--threads", default="1", help="AGENT_INJECT_THREADS for both servers")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as directory:
         tls = write_tls_files(Path(directory))
-        env = server_environment(tls, AGENT_INJECT_LOG_LEVEL="warn")
+        env = server_environment(
+            tls,
+            AGENT_INJECT_LOG_LEVEL="warn",
+            AGENT_INJECT_WORKERS=arguments.workers,
+            AGENT_INJECT_THREADS=arguments.threads,
+        )
         targets = {
             "mutate": ([sys.executable, "-m", "webhook", "serve"], b'"patch"'),
             "floor": (
@@ -274,7 +281,9 @@ def main() -> int:
                         expect=expect,
                     )
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {arguments.seconds:.0f} s per row"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{arguments.seconds:.0f} s per row, "
+        f"{arguments.workers} workers x {arguments.threads} threads"
     )
     header = ("target", "conns", "requests", "errors", "adm/s", "p50 ms", "p99 ms")
     print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8}".format(*header))

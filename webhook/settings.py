@@ -93,9 +93,11 @@ class Settings:
     secrets_volume_size_limit: str = DEFAULT_SECRETS_VOLUME_SIZE_LIMIT
     # Ours (pain point 15): annotation defaults for every pod; a pod's own annotation wins.
     default_annotations: Mapping[str, str] = field(default_factory=dict)
-    # gunicorn: worker processes and threads per worker.
+    # gunicorn: worker processes and threads per worker. The admission is CPU-bound Python, so
+    # threads only contend for the GIL: on 2 cores one thread per worker measured 2x lower p99
+    # than four (docs/benchmarks/webhook.md); keep-alive connections wait in gthread's poller.
     workers: int = 2
-    threads: int = 4
+    threads: int = 1
 
     @property
     def bind(self) -> str:
