@@ -49,7 +49,12 @@ def test_the_default_service_account_token_is_mounted_after_admission(
     make_pod: PodFactory, token_issuer: FakeKubeApiServer
 ) -> None:
     manifest = apply_service_account_admission(
-        pod("default-token", [container("app", SLEEPER)], serviceAccountName="orders")
+        pod(
+            "default-token",
+            [container("app", SLEEPER)],
+            serviceAccountName="orders",
+            securityContext={"runAsUser": 1000},
+        )
     )
     with make_pod(manifest) as emulated:
         emulated.wait_until_running(20)

@@ -17,6 +17,7 @@ and capabilities are not enforced; this is a test harness, not a security bounda
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import enum
@@ -26,6 +27,7 @@ import shutil
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,19 @@ logger = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.02
 _LOG_TAIL_LINES = 20
+_AT_EXIT_GRACE_SECONDS = 2.0
+
+# Pods still running when the interpreter exits (a script that never called stop()).
+_running_pods: weakref.WeakSet[EmulatedPod] = weakref.WeakSet()
+
+
+def _stop_running_pods() -> None:
+    for pod in list(_running_pods):
+        with contextlib.suppress(Exception):
+            pod.stop(grace_period_seconds=_AT_EXIT_GRACE_SECONDS)
+
+
+atexit.register(_stop_running_pods)
 
 
 class PodPhase(enum.Enum):
@@ -225,7 +240,10 @@ class EmulatedPod:
         self._sandbox: Sandbox | None = None
         self._setup_done = threading.Event()
         self._setup_error: BaseException | None = None
-        self._worker = threading.Thread(target=self._work, name=f"pod-{self.model.name}")
+        # A daemon, so a forgotten pod cannot hold the interpreter open; atexit stops it first.
+        self._worker = threading.Thread(
+            target=self._work, name=f"pod-{self.model.name}", daemon=True
+        )
         self._refresher: threading.Thread | None = None
         self._started = False
 
@@ -297,6 +315,7 @@ class EmulatedPod:
             raise EmulatorError("an EmulatedPod starts once")
         self._started = True
         self._run_dir.mkdir(mode=0o700)
+        _running_pods.add(self)
         self._worker.start()
         if not self._setup_done.wait(self._options.start_timeout_seconds):
             self.stop()
@@ -488,6 +507,7 @@ class EmulatedPod:
                 self._failure = str(error)
             self._setup_done.set()
             self._tear_down()
+            _running_pods.discard(self)
             return
         self._setup_done.set()
         try:
@@ -509,6 +529,7 @@ class EmulatedPod:
                 self._changed.notify_all()
         finally:
             self._tear_down()
+            _running_pods.discard(self)
 
     def _set_up(self) -> None:
         plan = self._volumes.sandbox_plan()
