@@ -258,3 +258,33 @@ class DeadlineQueue(Generic[K]):
             _when, _sequence, key = heapq.heappop(self._heap)
             del self._current[key]
             due.append(key)
+
+
+class FailureGate:
+    """One agent-wide brake for transient failures (Vault down, 5xx, 429).
+
+    After such a failure no request is sent before ``closed_until``; each further failure doubles
+    the wait (capped), a success resets it. However many secrets are due, a Vault in trouble
+    sees at most one request per wait from this agent: about one a second at worst, then fewer.
+    """
+
+    def __init__(self, backoff: Backoff, rng: random.Random) -> None:
+        self._backoff = backoff
+        self._rng = rng
+        self.failures = 0
+        self.closed_until = -math.inf
+
+    def is_open(self, now: float) -> bool:
+        return now >= self.closed_until
+
+    def failed(self, now: float, *, retry_after: float | None = None) -> float:
+        wait = self._backoff.delay(self.failures, self._rng)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self._backoff.cap))
+        self.failures += 1
+        self.closed_until = now + wait
+        return self.closed_until
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.closed_until = -math.inf

@@ -21,7 +21,8 @@ import hashlib
 import json
 import logging
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,6 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from agent.config import AuthConfig, VaultConnection
+from agent.schedule import FailureGate
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class NotFound(VaultError):
 
 class RequestRejected(VaultError):
     """Another 4xx: the request itself is wrong, e.g. a lease Vault no longer knows."""
+
+
+class BackingOff(VaultUnavailable):
+    """Not sent: the agent is waiting out earlier failures (see ``schedule.FailureGate``)."""
 
 
 class LoginError(VaultError):
@@ -242,8 +248,18 @@ _REASONS = {
 class VaultClient:
     """A Vault session for one agent: the token it holds and the calls the agent makes."""
 
-    def __init__(self, connection: VaultConnection) -> None:
+    def __init__(
+        self,
+        connection: VaultConnection,
+        *,
+        gate: FailureGate | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._connection = connection
+        self._gate = gate
+        self._now = now
+        # True while a request is on the wire: a shutdown signal may abort it.
+        self.in_request = False
         self._client = hvac.Client(
             url=connection.address,
             timeout=connection.timeout_seconds,
@@ -291,11 +307,42 @@ class VaultClient:
             keywords["json"] = dict(body)
         if query:
             keywords["params"] = dict(query)
+        if self._gate is not None and not self._gate.is_open(self._now()):
+            raise BackingOff(
+                f"{operation} {shown}: not sent, backing off after Vault failures",
+                operation=operation,
+                path=shown,
+                status=None,
+                retry_after=self._gate.closed_until - self._now(),
+            )
+        try:
+            answer = self._send(
+                method, path, operation=operation, shown=shown, token=token, keywords=keywords
+            )
+        except VaultUnavailable as error:
+            if self._gate is not None:
+                self._gate.failed(self._now(), retry_after=error.retry_after)
+            raise
+        if self._gate is not None:
+            self._gate.succeeded()
+        return answer
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        shown: str,
+        token: str | None,
+        keywords: dict[str, Any],
+    ) -> dict[str, Any]:
         adapter = self._client.adapter
         saved_token = adapter.token
         if token is not None:
             adapter.token = token
         self.requests_sent += 1
+        self.in_request = True
         try:
             response: requests.Response = adapter.request(method, f"v1/{path}", **keywords)
         except requests.exceptions.SSLError:
@@ -313,6 +360,7 @@ class VaultClient:
                 status=None,
             ) from None
         finally:
+            self.in_request = False
             adapter.token = saved_token
         status = response.status_code
         if status < 300:

@@ -546,6 +546,15 @@ class VaultServer:
         keys: list[str] = answer["data"]["keys"]
         return keys
 
+    def tokens_of_role(self, role: str) -> list[str]:
+        """Accessors of live tokens that an auth method issued for ``role`` (metadata role)."""
+        found = []
+        for accessor in self.token_accessors():
+            details = self.lookup_accessor(accessor) or {}
+            if (details.get("meta") or {}).get("role") == role:
+                found.append(accessor)
+        return found
+
     def revoke_accessor(self, accessor: str) -> None:
         self.api("POST", "auth/token/revoke-accessor", {"accessor": accessor})
 

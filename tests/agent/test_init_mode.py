@@ -1,0 +1,202 @@
+"""Init mode end to end: ``python -m agent --mode init`` against real OpenBao and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from agent.config import LifecycleConfig, TemplateConfig
+from tests.agent.conftest import make_identity
+from tests.agent.harness import PodDirs, agent_config, parse_map_file, run_agent, template
+from tests.support.fake_kube import FakeKubeApiServer
+from tests.support.postgres import PostgresServer
+from tests.support.vault import VaultServer, unique_name
+
+pytestmark = pytest.mark.slow
+
+POLICY = """
+path "secret/data/{name}" {{ capabilities = ["read"] }}
+path "kv1/{name}" {{ capabilities = ["read"] }}
+path "database/creds/{name}" {{ capabilities = ["read"] }}
+path "pki/issue/app" {{ capabilities = ["update"] }}
+"""
+
+
+def test_init_renders_kv_database_and_pki_then_exits_zero(
+    database: VaultServer,
+    postgres: PostgresServer,
+    kube: FakeKubeApiServer,
+    pod: PodDirs,
+) -> None:
+    vault = database
+    name = unique_name("orders")
+    vault.put_kv("secret", name, {"password": "kv2-pass", "port": 5432})
+    vault.put_kv("kv1", name, {"api_key": "kv1-key"}, version=1)
+    vault.create_database_role(name, default_ttl=60, max_ttl=300)
+    identity = make_identity(vault, kube, pod.root, policy=POLICY.format(name=name))
+    templates = [
+        # The v2 path without /data/ and the one with it are the same secret.
+        template(pod, "kv2-short", f"secret/{name}"),
+        template(
+            pod,
+            "kv2-long",
+            f"secret/data/{name}",
+            f'{{{{ with secret "secret/data/{name}" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}',
+        ),
+        template(pod, "kv1", f"kv1/{name}", default_format="json"),
+        template(
+            pod,
+            "db",
+            f"database/creds/{name}",
+            f'{{{{ with secret "database/creds/{name}" }}}}'
+            "{{ .Data.username }}:{{ .Data.password }}{{ end }}",
+            perms=0o600,
+        ),
+        template(
+            pod,
+            "cert",
+            "pki/issue/app",
+            '{{ with pkiCert "pki/issue/app" "common_name=orders.example.test" "ttl=10m" }}'
+            "{{ .Data.Cert }}{{ .Data.Key }}{{ end }}",
+        ),
+    ]
+    config = agent_config(vault_url=vault.url, identity=identity, pod=pod, templates=templates)
+    init = run_agent("init", config, pod.root)
+
+    assert init.process is not None
+    assert init.process.returncode == 0, init.logs()
+    assert "kv2-pass" in parse_map_file(pod.file("kv2-short"))["data"]
+    assert pod.file("kv2-long").read_text() == "kv2-pass"
+    assert json.loads(pod.file("kv1").read_text()) == {"api_key": "kv1-key"}
+    username, password = pod.file("db").read_text().split(":")
+    assert postgres.can_log_in(username, password)
+    assert stat.S_IMODE(pod.file("db").stat().st_mode) == 0o600
+    assert stat.S_IMODE(pod.file("kv1").stat().st_mode) == 0o640
+    assert "BEGIN CERTIFICATE" in pod.file("cert").read_text()
+    assert "PRIVATE KEY" in pod.file("cert").read_text()
+
+    handoff = pod.state / "handoff.json"
+    assert stat.S_IMODE(handoff.stat().st_mode) == 0o600
+    # Nothing the agent printed holds a secret value or the token.
+    token = json.loads(handoff.read_text())["token"]["token"]
+    output = init.output()
+    for secret in ("kv2-pass", "kv1-key", username, password, token):
+        assert secret not in output
+    events = [line["event"] for line in init.audit()]
+    assert events[0] == "start"
+    assert "login" in events
+    assert events[-1] == "handoff"
+    assert all(line["namespace"] == identity.namespace for line in init.audit())
+    assert all(line["pod"] == "test-pod" for line in init.audit())
+
+
+def test_init_fetches_each_distinct_secret_once(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("shared")
+    vault.put_kv("secret", name, {"a": "1", "b": "2"})
+    identity = make_identity(vault, kube, pod.root, policy=POLICY.format(name=name))
+    templates = [
+        template(
+            pod,
+            f"t{index}",
+            f"secret/{name}",
+            f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}',
+        )
+        for index in range(3)
+    ]
+    config = agent_config(vault_url=vault.url, identity=identity, pod=pod, templates=templates)
+    init = run_agent("init", config, pod.root)
+    assert init.process is not None
+    assert init.process.returncode == 0, init.logs()
+    assert [pod.file(f"t{index}").read_text() for index in range(3)] == ["1", "1", "1"]
+    assert len(init.events("fetch")) == 1
+
+
+def test_init_gives_up_with_a_clear_message_when_a_secret_is_denied(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("denied")
+    vault.put_kv("secret", name, {"a": "1"})
+    identity = make_identity(
+        vault, kube, pod.root, policy='path "nothing/*" { capabilities = ["read"] }'
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "app", f"secret/{name}")],
+        lifecycle=LifecycleConfig(init_timeout_seconds=3.0, revoke_grace_seconds=0.0),
+        max_backoff=1.0,
+    )
+    init = run_agent("init", config, pod.root, timeout=30)
+    assert init.process is not None
+    assert init.process.returncode == 1
+    # The token may not even see the mount, so the path is read as written.
+    assert f"template app: read secret/{name}: permission denied (HTTP 403)" in init.logs()
+    assert not pod.file("app").exists()
+    assert not (pod.state / "handoff.json").exists()
+    # The failed init revoked its token: nothing piles up in Vault when a pod crash-loops.
+    assert init.events("revoke")
+
+
+def test_a_template_error_fails_init_but_the_good_templates_are_written(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("mixed")
+    vault.put_kv("secret", name, {"a": "good"})
+    identity = make_identity(vault, kube, pod.root, policy=POLICY.format(name=name))
+    templates: list[TemplateConfig] = [
+        template(
+            pod,
+            "good",
+            f"secret/{name}",
+            f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}',
+        ),
+        template(
+            pod,
+            "missing-key",
+            f"secret/{name}",
+            f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.absent }}}}{{{{ end }}}}',
+            error_on_missing_key=True,
+        ),
+    ]
+    config = agent_config(vault_url=vault.url, identity=identity, pod=pod, templates=templates)
+    init = run_agent("init", config, pod.root)
+    assert init.process is not None
+    assert init.process.returncode == 1
+    assert pod.file("good").read_text() == "good"
+    assert not pod.file("missing-key").exists()
+    assert "template missing-key" in init.logs()
+
+
+def test_an_invalid_configuration_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.agent.harness import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "--mode", "init"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(REPO_ROOT),
+            "VSI_AGENT_CONFIG": json.dumps(
+                {
+                    "vault": {"address": "ftp://vault"},
+                    "auth": {"role": ""},
+                    "pod": {"namespace": "ns", "service_account": "sa"},
+                }
+            ),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "vault.address: must start with http:// or https://" in result.stderr
+    assert "auth.role: required" in result.stderr

@@ -1,0 +1,282 @@
+"""Sidecar mode end to end: handoff, rotation, refresh, notifications, shutdown. Real OpenBao
+and PostgreSQL; the agent runs as ``python -m agent`` subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.config import LifecycleConfig, SignalTarget
+from tests.agent.conftest import make_identity
+from tests.agent.harness import AgentProcess, PodDirs, agent_config, run_agent, template, wait_for
+from tests.support.fake_kube import FakeKubeApiServer
+from tests.support.postgres import PostgresServer
+from tests.support.vault import VaultServer, unique_name
+
+pytestmark = pytest.mark.slow
+
+FRACTION = 1.0 / 3.0
+
+
+def db_policy(name: str) -> str:
+    return f'path "database/creds/{name}" {{ capabilities = ["read"] }}\n'
+
+
+def kv_policy(name: str) -> str:
+    return f'path "secret/data/{name}" {{ capabilities = ["read"] }}\n'
+
+
+def db_template(pod: PodDirs, name: str, **options: object) -> object:
+    return template(
+        pod,
+        "db",
+        f"database/creds/{name}",
+        f'{{{{ with secret "database/creds/{name}" }}}}'
+        "{{ .Data.username }}:{{ .Data.password }}{{ end }}",
+        perms=0o600,
+        **options,
+    )
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    username, _, password = path.read_text().partition(":")
+    return username, password
+
+
+def test_the_sidecar_adopts_the_init_credentials_so_the_pod_gets_one_set(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    vault = database
+    name = unique_name("one-set")
+    vault.create_database_role(name, default_ttl=120, max_ttl=600)
+    identity = make_identity(vault, kube, pod.root, policy=db_policy(name))
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        readiness_file=str(pod.state / "ready"),
+    )
+    init = run_agent("init", config, pod.root)
+    assert init.process is not None
+    assert init.process.returncode == 0, init.logs()
+    credentials = read_credentials(pod.file("db"))
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=15, message="sidecar ready")
+        assert sidecar.events("adopt")
+        assert not (pod.state / "handoff.json").exists()
+        assert not sidecar.events("login")
+        assert not sidecar.events("fetch")
+        assert read_credentials(pod.file("db")) == credentials
+        assert len(vault.leases(f"database/creds/{name}")) == 1
+        assert postgres.can_log_in(*credentials)
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """ttl 3s, max ttl 9s: the agent renews, learns the max TTL, and issues new credentials
+    while the old ones have at least 3s left. The app can log in with what is on disk at every
+    moment, and the old credentials still work right after the rotation."""
+    vault = database
+    name = unique_name("rotate")
+    max_ttl = 9
+    vault.create_database_role(name, default_ttl=3, max_ttl=max_ttl)
+    identity = make_identity(vault, kube, pod.root, policy=db_policy(name))
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        readiness_file=str(pod.state / "ready"),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: pod.file("db").exists(), timeout=15, message="first render")
+        seen = [read_credentials(pod.file("db"))]
+        deadline = time.monotonic() + 2.6 * max_ttl
+        while time.monotonic() < deadline and len(seen) < 3:
+            current = read_credentials(pod.file("db"))
+            if current != seen[-1]:
+                # Right after a rotation the old credentials must still work.
+                assert postgres.can_log_in(*seen[-1]), "old credentials died at rotation"
+                seen.append(current)
+            assert postgres.can_log_in(*current), "credentials on disk do not work"
+            time.sleep(0.2)
+        rotations = sidecar.events("rotate")
+        assert len(seen) >= 3, sidecar.logs()
+        assert len(rotations) >= 2
+        for rotation in rotations:
+            assert rotation["old_seconds_left"] >= FRACTION * max_ttl - 0.5
+        renewals = [line for line in sidecar.events("renew") if line["kind"] == "lease"]
+        assert renewals, "renewable leases are renewed before they are replaced"
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+def test_static_secrets_are_reread_and_rendered_only_when_they_change(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("static")
+    vault.put_kv("secret", name, {"greeting": "hello"})
+    identity = make_identity(vault, kube, pod.root, policy=kv_policy(name))
+    counter = pod.root / "command-runs"
+    script = pod.root / "on-change.sh"
+    script.write_text(f'echo run >> "{counter}"\n')
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[
+            template(
+                pod,
+                "app",
+                f"secret/{name}",
+                f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.greeting }}}}{{{{ end }}}}',
+                command=f"/bin/sh {script}",
+            )
+        ],
+        lifecycle=LifecycleConfig(
+            static_secret_render_interval_seconds=1.0, revoke_grace_seconds=0.0
+        ),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(counter.exists, timeout=15, message="the command after the first write")
+        assert pod.file("app").read_text() == "hello"
+        time.sleep(3.5)  # three refresh intervals without a change
+        assert len(sidecar.events("write")) == 1
+        assert len(sidecar.events("fetch")) >= 3
+        assert counter.read_text().count("run") == 1
+        vault.put_kv("secret", name, {"greeting": "bonjour"})
+        wait_for(
+            lambda: pod.file("app").read_text() == "bonjour", timeout=5, message="the new value"
+        )
+        wait_for(lambda: counter.read_text().count("run") == 2, timeout=5, message="command")
+        commands = wait_for(
+            lambda: len(sidecar.events("command")) == 2 and sidecar.events("command"),
+            timeout=5,
+            message="the command's audit line",
+        )
+        assert [line["result"] for line in commands] == ["ok", "ok"]
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+APP_SCRIPT = """
+import signal, sys, time
+with open("/proc/self/comm", "w") as comm:
+    comm.write("vsi-test-app")
+def on_hup(signum, frame):
+    with open(sys.argv[1], "a") as out:
+        out.write("hup\\n")
+signal.signal(signal.SIGHUP, on_hup)
+open(sys.argv[1], "a").close()
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_a_changed_file_sends_the_signal_to_the_app_process(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("signal")
+    vault.put_kv("secret", name, {"v": "1"})
+    identity = make_identity(vault, kube, pod.root, policy=kv_policy(name))
+    received = pod.root / "received"
+    app = subprocess.Popen([sys.executable, "-c", APP_SCRIPT, str(received)])
+    try:
+        wait_for(received.exists, timeout=10, message="app start")
+        config = agent_config(
+            vault_url=vault.url,
+            identity=identity,
+            pod=pod,
+            templates=[
+                template(
+                    pod,
+                    "app",
+                    f"secret/{name}",
+                    f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.v }}}}{{{{ end }}}}',
+                    signal=SignalTarget(signal="SIGHUP", process_name="vsi-test-app"),
+                )
+            ],
+            lifecycle=LifecycleConfig(
+                static_secret_render_interval_seconds=1.0, revoke_grace_seconds=0.0
+            ),
+        )
+        with AgentProcess("sidecar", config, pod.root) as sidecar:
+            wait_for(lambda: received.read_text().count("hup") == 1, timeout=15, message="HUP 1")
+            vault.put_kv("secret", name, {"v": "2"})
+            wait_for(lambda: received.read_text().count("hup") == 2, timeout=10, message="HUP 2")
+            assert [line["processes"] for line in sidecar.events("signal")] == [1, 1]
+            assert app.poll() is None
+            sidecar.terminate()
+            assert sidecar.wait(20) == 0
+    finally:
+        app.kill()
+        app.wait()
+
+
+def test_sigterm_keeps_files_for_the_grace_period_then_revokes_everything(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    vault = database
+    name = unique_name("shutdown")
+    vault.create_database_role(name, default_ttl=60, max_ttl=600)
+    identity = make_identity(vault, kube, pod.root, policy=db_policy(name))
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        lifecycle=LifecycleConfig(revoke_grace_seconds=2.0),
+    )
+    assert run_agent("init", config, pod.root).process.returncode == 0  # type: ignore[union-attr]
+    credentials = read_credentials(pod.file("db"))
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("adopt"), timeout=15, message="adoption")
+        assert len(vault.tokens_of_role(identity.role)) == 1
+        sidecar.terminate()
+        time.sleep(1.0)
+        # Within the grace period: the files and the credentials still work.
+        assert sidecar.running()
+        assert postgres.can_log_in(*credentials)
+        assert len(vault.leases(f"database/creds/{name}")) == 1
+        assert sidecar.wait(20) == 0
+    assert pod.file("db").exists()
+    assert vault.leases(f"database/creds/{name}") == []
+    assert not postgres.can_log_in(*credentials)
+    assert sidecar.events("revoke")
+    assert vault.tokens_of_role(identity.role) == []
+
+
+def test_without_a_handoff_the_sidecar_logs_in_renders_and_becomes_ready(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("native")
+    vault.put_kv("secret", name, {"v": "native"})
+    identity = make_identity(vault, kube, pod.root, policy=kv_policy(name))
+    ready = pod.state / "ready"
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "app", f"secret/{name}", default_format="env")],
+        readiness_file=str(ready),
+    )
+    probe_before = run_agent("ready", config, pod.root)
+    assert probe_before.process is not None
+    assert probe_before.process.returncode == 1
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(ready.exists, timeout=15, message="readiness file")
+        assert pod.file("app").read_text() == "export v='native'\n"
+        probe = run_agent("ready", config, pod.root)
+        assert probe.process is not None
+        assert probe.process.returncode == 0
+        assert sidecar.events("login")
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
