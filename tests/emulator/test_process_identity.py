@@ -78,19 +78,56 @@ def test_the_process_runs_as_the_security_context_says(
     }
 
 
-def test_run_as_non_root_refuses_an_image_that_runs_as_root(make_pod: PodFactory) -> None:
+@pytest.mark.parametrize(
+    ("app_fields", "pod_fields", "reason"),
+    [
+        pytest.param(
+            {"securityContext": {"runAsNonRoot": True}},
+            {},
+            "runAsNonRoot and image will run as root",
+            id="runAsNonRoot refuses an image that runs as root",
+        ),
+        pytest.param(
+            {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]},
+            {},
+            "secret \"db\" has no key 'pw'",
+            id="an env reference to a missing secret key",
+        ),
+        pytest.param(
+            {"command": ["no-such-program"]},
+            {},
+            "executable file not found in $PATH",
+            id="a command that is not in the image",
+        ),
+        pytest.param(
+            {"volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"}]},
+            {"volumes": [{"name": "settings", "configMap": {"name": "absent"}}]},
+            'configmap "absent" not found',
+            id="a volume from a missing ConfigMap",
+        ),
+    ],
+)
+def test_a_container_that_cannot_start_fails_the_pod_with_the_reason(
+    make_pod: PodFactory, app_fields: dict[str, Any], pod_fields: dict[str, Any], reason: str
+) -> None:
     manifest = pod(
-        "nonroot",
-        [container("app", "print('must not run')", securityContext={"runAsNonRoot": True})],
+        "cannot-start",
+        [container("app", "print('must not run')", **app_fields)],
         restartPolicy="Never",
+        **pod_fields,
     )
-    with (
-        make_pod(manifest) as emulated,
-        pytest.raises(PodFailed, match="runAsNonRoot and image will run as root"),
-    ):
-        emulated.wait_until_running(20)
+    emulated = make_pod(manifest)
+
+    def start_and_wait() -> None:
+        # A volume problem fails start() itself; a container problem fails the wait.
+        with emulated:
+            emulated.wait_until_running(20)
+
+    with pytest.raises(PodFailed) as failure:
+        start_and_wait()
+    assert reason in str(failure.value)
     assert emulated.phase is PodPhase.FAILED
-    assert emulated.logs("app") == ""
+    assert "must not run" not in emulated.logs("app")
 
 
 def test_env_command_and_working_dir_are_resolved_as_kubernetes_does(
