@@ -28,7 +28,7 @@ import yaml
 
 from webhook import logs
 from webhook.admission import Reviewer, ReviewError
-from webhook.server import ServeError, resolve_certificate_files, serve
+from webhook.server import ServeError, certificate_files, serve
 from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -143,8 +143,8 @@ def review(path: str, *, settings: Settings, out: TextIO) -> int:
 def serve_command(settings: Settings, *, bind: str | None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
-        cert_file, key_file = resolve_certificate_files(settings)
-        serve(settings, cert_file=cert_file, key_file=key_file, bind=bind)
+        with certificate_files(settings) as (cert_file, key_file):
+            serve(settings, cert_file=cert_file, key_file=key_file, bind=bind)
     except ServeError as error:
         print(f"cannot start: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -4,17 +4,21 @@ The serving certificate is loaded through ``certs.reload`` from gunicorn's ``ssl
 hook, so a renewed certificate on disk is served from the next handshake on without a restart.
 Missing or mismatched files stop the start-up with a message naming them.
 
-Seam for automatic in-cluster certificates (AGENT_INJECT_TLS_AUTO, written by ``certs.kube``):
-``serve`` takes the certificate and key paths; ``resolve_certificate_files`` is where the auto TLS
-files (``AutoTls.cert_file`` / ``key_file``) plug in.
+Automatic in-cluster certificates (AGENT_INJECT_TLS_AUTO): ``certificate_files`` starts
+``certs.kube.run_auto_tls`` in the gunicorn master before the workers fork. Its thread keeps
+``tls.crt``/``tls.key`` up to date in the directory of AGENT_INJECT_TLS_CERT_FILE (the leader issues
+and publishes the caBundle, followers copy the Secret), and the workers' reloading TLS context picks
+every renewal up on the next handshake.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,22 +65,79 @@ class WebhookApplication(BaseApplication):  # type: ignore[misc]
         return self._app_factory()
 
 
+# Where automatic TLS keeps its files when AGENT_INJECT_TLS_CERT_FILE does not say.
+DEFAULT_AUTO_TLS_DIR = "/var/run/vault-sidecar-injector/tls"
+AUTO_TLS_READY_TIMEOUT_SECONDS = 120.0
+
+
 def resolve_certificate_files(settings: Settings) -> tuple[str, str]:
+    """The certificate and key files given by the admin (not automatic TLS)."""
     if settings.tls_cert_file and settings.tls_key_file:
         return settings.tls_cert_file, settings.tls_key_file
     if settings.tls_cert_file or settings.tls_key_file:
         raise ServeError(
             "AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE: set both or neither"
         )
-    if settings.tls_auto:
-        raise ServeError(
-            "AGENT_INJECT_TLS_AUTO: automatic certificates (certs.kube) are not wired into "
-            "`serve` yet; set AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE"
-        )
     raise ServeError(
-        "no TLS certificate: set AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE "
-        "(the API server only calls webhooks over HTTPS)"
+        "no TLS certificate: set AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE, "
+        "or AGENT_INJECT_TLS_AUTO (the API server only calls webhooks over HTTPS)"
     )
+
+
+def auto_tls_directory(settings: Settings) -> Path:
+    """The directory automatic TLS writes to: that of the configured files, which must then be
+    named as certs.kube writes them."""
+    if not (settings.tls_cert_file or settings.tls_key_file):
+        return Path(DEFAULT_AUTO_TLS_DIR)
+    from certs.storage import SERVING_CERT, SERVING_KEY  # noqa: PLC0415 - only for automatic TLS
+
+    cert_file = Path(settings.tls_cert_file or "")
+    key_file = Path(settings.tls_key_file or "")
+    if (
+        cert_file.parent != key_file.parent
+        or cert_file.name != SERVING_CERT
+        or key_file.name != SERVING_KEY
+    ):
+        raise ServeError(
+            "AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE: with AGENT_INJECT_TLS_AUTO "
+            f"they must be {SERVING_CERT} and {SERVING_KEY} in one directory"
+        )
+    return cert_file.parent
+
+
+@contextmanager
+def certificate_files(settings: Settings, *, api_client: Any = None) -> Iterator[tuple[str, str]]:
+    """Yield the certificate and key files to serve; with AGENT_INJECT_TLS_AUTO, keep them
+    current through leader election until the server stops, then hand the Lease over."""
+    if not settings.tls_auto:
+        yield resolve_certificate_files(settings)
+        return
+    from certs.kube import AutoTlsSettings, run_auto_tls  # noqa: PLC0415 - kubernetes is heavy
+
+    if not settings.namespace:
+        raise ServeError("NAMESPACE: required with AGENT_INJECT_TLS_AUTO (the downward API)")
+    if not settings.tls_auto_hosts:
+        raise ServeError("AGENT_INJECT_TLS_AUTO_HOSTS: required with AGENT_INJECT_TLS_AUTO")
+    try:
+        auto_settings = AutoTlsSettings(
+            namespace=settings.namespace,
+            webhook_configuration=settings.tls_auto,
+            hosts=settings.tls_auto_hosts,
+            identity=settings.pod_name or socket.gethostname(),
+            cert_dir=auto_tls_directory(settings),
+        )
+        auto_tls = run_auto_tls(auto_settings, api_client=api_client)
+    except (ValueError, OSError) as error:
+        raise ServeError(f"AGENT_INJECT_TLS_AUTO: {error}") from None
+    try:
+        if not auto_tls.wait_ready(AUTO_TLS_READY_TIMEOUT_SECONDS):
+            raise ServeError(
+                "AGENT_INJECT_TLS_AUTO: no certificate within "
+                f"{AUTO_TLS_READY_TIMEOUT_SECONDS:.0f}s (is the Kubernetes API reachable?)"
+            )
+        yield str(auto_tls.cert_file), str(auto_tls.key_file)
+    finally:
+        auto_tls.stop(release=True, timeout=10)
 
 
 def check_certificate_files(cert_file: str, key_file: str) -> None:
