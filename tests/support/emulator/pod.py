@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import datetime
 import enum
+import functools
 import logging
 import os
 import shutil
@@ -392,6 +393,8 @@ class EmulatedPod:
 
     def wait_until_completed(self, timeout: float = 30.0) -> PodPhase:
         """Wait until the pod reached Succeeded or Failed and was cleaned up; return the phase."""
+        if not self._started:
+            raise EmulatorError("the pod was never started")
         self._worker.join(timeout)
         if self._worker.is_alive():
             raise TimeoutError(f"pod {self.name} did not complete within {timeout}s")
@@ -569,7 +572,7 @@ class EmulatedPod:
                 self._volumes.refresh_tokens(sandbox.host_path)
                 with self._changed:
                     self._record(None, "TokenRefreshed", "projected ServiceAccount token renewed")
-            except (OSError, VolumeSetupError) as error:
+            except Exception as error:  # the issuer may fail in any way; retry like a kubelet
                 logger.warning("token refresh for pod %s failed: %s", self.name, error)
                 time.sleep(1.0)
 
@@ -592,7 +595,11 @@ class EmulatedPod:
                     return False
                 self._start(container)
             if spec.kind is ContainerKind.SIDECAR:
-                if not self._wait_in_worker(lambda c=container: c.started):  # type: ignore[misc]
+
+                def started(c: _Container = container) -> bool:
+                    return c.started
+
+                if not self._wait_in_worker(started):
                     return False
                 continue
 
@@ -689,10 +696,9 @@ class EmulatedPod:
             startup=spec.startup_probe,
             readiness=spec.readiness_probe,
             liveness=spec.liveness_probe,
-            check=lambda probe, c=container: self._probe(c, probe),  # type: ignore[misc]
-            on_verdict=lambda verdict, c=container, p=container.process: self._on_verdict(  # type: ignore[misc]
-                c, p, verdict
-            ),
+            check=functools.partial(self._probe, container),
+            # Bound to this attempt: a late verdict about a previous attempt is ignored.
+            on_verdict=functools.partial(self._on_verdict, container, container.process),
             started_at=container.process.started_at,
         )
         container.prober.start()
@@ -842,9 +848,7 @@ class EmulatedPod:
                     self._send_term(container, deadline)
 
         threads = [
-            threading.Thread(target=stop_one, args=(container,), name=f"stop-{c_name}")
-            for container in group
-            if (c_name := container.spec.name)
+            threading.Thread(target=stop_one, args=(c,), name=f"stop-{c.spec.name}") for c in group
         ]
         for thread in threads:
             thread.start()
