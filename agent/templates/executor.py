@@ -129,7 +129,16 @@ class Program:
 class _State:
     """One execution: variables, the node being evaluated (for errors), template depth."""
 
-    __slots__ = ("context", "depth", "missing_key_error", "node", "program", "template", "vars")
+    __slots__ = (
+        "context",
+        "depth",
+        "dot_is_interface",
+        "missing_key_error",
+        "node",
+        "program",
+        "template",
+        "vars",
+    )
 
     def __init__(
         self, program: Program, *, context: RenderContext, missing_key_error: bool
@@ -141,6 +150,9 @@ class _State:
         self.vars: list[tuple[str, Any]] = []
         self.node: Node | None = None
         self.depth = 0
+        # Whether dot is an element of a []interface{} or map[string]interface{} (a range
+        # element): only error messages about its fields can tell.
+        self.dot_is_interface = False
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -206,7 +218,14 @@ class _State:
         try:
             value = self.eval_pipeline(dot, node.pipe)
             if is_true(value):
-                self.walk(value if type(node) is WithNode else dot, node.list, out)
+                if type(node) is WithNode:
+                    saved, self.dot_is_interface = self.dot_is_interface, False
+                    try:
+                        self.walk(value, node.list, out)
+                    finally:
+                        self.dot_is_interface = saved
+                else:
+                    self.walk(dot, node.list, out)
             elif node.else_list is not None:
                 self.walk(dot, node.else_list, out)
         finally:
@@ -219,6 +238,10 @@ class _State:
             value = self.eval_pipeline(dot, node.pipe)
             mark = len(self.vars)
             decl_count = len(node.pipe.decl)
+            saved_dot_is_interface = self.dot_is_interface
+            self.dot_is_interface = isinstance(value, Mapping) or (
+                isinstance(value, list | tuple) and not isinstance(value, GoStringSlice)
+            )
 
             def one_iteration(index: Any, element: Any) -> None:
                 if decl_count > 0:
@@ -253,6 +276,8 @@ class _State:
                     self.errorf(f"range can't iterate over {REDACTED}")
             except _Break:
                 return
+            finally:
+                self.dot_is_interface = saved_dot_is_interface
             if not ran and node.else_list is not None:
                 self.walk(dot, node.else_list, out)
         finally:
@@ -268,14 +293,15 @@ class _State:
             self.errorf(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
         # Variables declared in the pipeline persist in the caller, as in Go.
         new_dot = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else MISSING
-        saved = (self.template, self.vars, self.depth)
+        saved = (self.template, self.vars, self.depth, self.dot_is_interface)
         self.template = node.name
         self.vars = [("$", new_dot)]
         self.depth += 1
+        self.dot_is_interface = False
         try:
             self.walk(new_dot, root, out)
         finally:
-            self.template, self.vars, self.depth = saved
+            self.template, self.vars, self.depth, self.dot_is_interface = saved
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -398,11 +424,12 @@ class _State:
         final: Any,
     ) -> Any:
         # Elements of a map[string]interface{} are interface values: Go names their type
-        # "interface {}" in errors about their fields.
-        from_interface = False
+        # "interface {}" in errors about their fields (a struct field keeps its own type).
+        from_interface = receiver is dot and self.dot_is_interface
         last = len(idents) - 1
         for position, name in enumerate(idents):
             last_name = position == last
+            previous = receiver
             receiver = self.eval_field(
                 dot,
                 name,
@@ -412,7 +439,7 @@ class _State:
                 receiver=receiver,
                 from_interface=from_interface,
             )
-            from_interface = True
+            from_interface = isinstance(previous, Mapping)
         return receiver
 
     def eval_function(

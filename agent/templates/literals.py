@@ -41,9 +41,6 @@ def _unsigned_base0(text: str) -> int:
             return _digits_value(text[2:].removeprefix("_"), 2)
         # A leading 0 means octal, as in C.
         return _digits_value(text[1:].removeprefix("_"), 8)
-    if "_" in text:
-        # Underscores are only allowed after a base prefix or in octal.
-        raise LiteralError("invalid syntax")
     return _digits_value(text, 10)
 
 
