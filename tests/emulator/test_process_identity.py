@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -218,3 +220,32 @@ def test_an_image_entrypoint_and_cmd_apply_unless_the_pod_overrides_them(
     assert emulated.logs("defaults").strip() == "ARGS ['from-image-cmd']"
     assert emulated.logs("args-only").strip() == "ARGS ['from-pod-args']"
     assert emulated.logs("command").strip() == "ENV image-env"
+
+
+def test_mapped_programs_are_on_the_path_of_every_container(make_pod: PodFactory) -> None:
+    host_programs = sorted(os.listdir("/usr/local/bin"))
+    shell_wrapped = "python -c 'import sys; print(\"via PATH\", sys.prefix)'"
+    manifest = pod(
+        "path",
+        [
+            {
+                "name": "app",
+                "image": "registry.example/tool:1.0",
+                "command": ["/bin/sh", "-ec", shell_wrapped],
+                "securityContext": {"runAsUser": 1000},
+            }
+        ],
+        init_containers=[
+            container(
+                "sidecar",
+                "import time; time.sleep(60)",
+                restartPolicy="Always",
+                startupProbe={"exec": {"command": ["sh", "-c", "python -c 'print(1)'"]}},
+            )
+        ],
+        restartPolicy="Never",
+    )
+    with make_pod(manifest) as emulated:
+        assert emulated.wait_until_completed(20) is PodPhase.SUCCEEDED
+    assert emulated.logs("app").strip() == f"via PATH {sys.prefix}"
+    assert sorted(os.listdir("/usr/local/bin")) == host_programs

@@ -3,7 +3,9 @@
 An ``Image`` stands for what a container runtime reads from an image's config: ENTRYPOINT, CMD,
 WORKDIR, ENV and USER. ``ImageTable`` maps image references to images and, separately, executable
 names to host programs (``"python"`` -> this virtualenv's interpreter), so a ``command:`` override,
-an exec probe or ``pod.exec`` that names ``python`` runs the same interpreter as the image would.
+an exec probe or ``pod.exec`` that names ``python`` runs the same interpreter as the image would:
+the program of an argv is replaced, and every container has each of them on its PATH as
+``/usr/local/bin/<name>`` (so ``sh -c "python ..."`` works too).
 
 The processes run as the pod's uids (often not root). What the caller must ensure: every host file a
 container runs or imports is readable (and executable, for programs) by "others", and every

@@ -31,6 +31,7 @@ import ctypes
 import errno
 import json
 import os
+import shlex
 import signal
 import stat
 import sys
@@ -51,6 +52,8 @@ PR_SET_NO_NEW_PRIVS = 38
 START_ERROR_EXIT_CODE = 128
 EXEC_NOT_FOUND_EXIT_CODE = 127
 MAX_SYMLINK_HOPS = 40
+# Where an image's programs are installed: on the default PATH of every container.
+INSTALL_DIRECTORY = "usr/local/bin"
 
 # Host directories a container gets as recursive binds, like the special filesystems a runtime
 # mounts; they are never made read-only by readOnlyRootFilesystem.
@@ -214,17 +217,36 @@ class _RootBuilder:
             self._root_mounts.append(target)
             self._owned.add(relative)
 
-    def _shadow(self, relative: str) -> None:
-        """Cover a host view with a tmpfs that binds back every host entry of it."""
+    def _shadow(self, relative: str, *, leave_out: Iterable[str] = ()) -> None:
+        """Cover a host view with a tmpfs that binds back every host entry of it (but those
+        left out, which the caller fills in itself)."""
         host_dir = "/" + relative
         mode = stat.S_IMODE(os.stat(host_dir).st_mode)
-        names = sorted(os.listdir(self._inside(relative)))
+        names = sorted(set(os.listdir(self._inside(relative))) - set(leave_out))
         target = self._inside(relative)
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
         self._root_mounts.append(target)
         self._owned.add(relative)
         for name in names:
             self._mirror(os.path.join(host_dir, name), f"{relative}/{name}")
+
+    def install_programs(self, programs: dict[str, str]) -> None:
+        """Put each program on the PATH as ``/usr/local/bin/<name>``, the way an image has it.
+
+        A wrapper script rather than a symlink: a virtualenv's python finds its ``pyvenv.cfg``
+        next to the path it was started by, so it must be started by its own path.
+        """
+        if not programs:
+            return
+        directory = self.prepare_target("/" + INSTALL_DIRECTORY, directory=True)
+        relative = os.path.relpath(directory, self.root)
+        if relative not in self._owned:
+            self._shadow(relative, leave_out=programs)
+        for name, program in sorted(programs.items()):
+            wrapper = os.path.join(directory, name)
+            with open(wrapper, "w", encoding="utf-8") as handle:
+                handle.write(f'#!/bin/sh\nexec {shlex.quote(program)} "$@"\n')
+            os.chmod(wrapper, 0o755)  # noqa: S103  # a program every container user runs
 
     def _may_create_in(self, relative: str) -> bool:
         if relative in self._owned:
@@ -320,6 +342,7 @@ def run_container(spec: dict[str, Any], parent_pid: int) -> NoReturn:
     _unshare_private_mount_namespace()
     builder = _RootBuilder(spec["rootfs"])
     builder.build_base(exposed_host_paths=spec["exposed_host_paths"])
+    builder.install_programs(spec["programs"])
     # Parents before children, as runtimes order mounts.
     for mount in sorted(spec["mounts"], key=lambda item: item["target"].count("/")):
         builder.bind_volume(mount["source"], mount["target"], read_only=mount["read_only"])

@@ -938,6 +938,7 @@ class EmulatedPod:
             "rootfs": str(rootfs),
             "hidden_path": str(self._workdir),
             "exposed_host_paths": self._images.exposed_host_paths(),
+            "programs": dict(self._images.executables),
             "mounts": mounts,
             "read_only_root": config.read_only_root,
             "cwd": config.working_dir,
