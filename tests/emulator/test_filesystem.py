@@ -250,3 +250,68 @@ def test_a_read_only_root_filesystem_leaves_only_volumes_writable(make_pod: PodF
     logs = emulated.logs("app")
     assert "/tmp/x Read-only file system" in logs
     assert "/scratch/x written" in logs
+
+
+def test_api_data_volumes_hold_the_data_given_with_their_modes(make_pod: PodFactory) -> None:
+    describe = """
+        import json, os, stat
+        found = {}
+        for root in ('/etc/projected', '/etc/config'):
+            for name in sorted(os.listdir(root)):
+                path = os.path.join(root, name)
+                if name.startswith('..') or os.path.isdir(path):
+                    continue
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+                found[path] = [open(path).read(), oct(mode)]
+        print(json.dumps(found))
+    """
+    manifest = pod(
+        "api-data",
+        [
+            container(
+                "app",
+                describe,
+                mounts=[mount("projected", "/etc/projected"), mount("config", "/etc/config")],
+            )
+        ],
+        volumes=[
+            {
+                "name": "projected",
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {"secret": {"name": "db", "items": [{"key": "password", "path": "pw"}]}},
+                        {
+                            "configMap": {
+                                "name": "settings",
+                                "items": [{"key": "mode", "path": "mode", "mode": 0o400}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+                                ]
+                            }
+                        },
+                    ],
+                },
+            },
+            {"name": "config", "configMap": {"name": "settings"}},
+        ],
+        restartPolicy="Never",
+    )
+    manifest["metadata"]["labels"] = {"team": "payments", "app": "orders"}
+    with make_pod(
+        manifest,
+        config_maps={"settings": {"mode": "fast", "level": "3"}},
+        secrets={"db": {"password": b"not-a-real-password", "user": "ignored"}},
+    ) as emulated:
+        assert emulated.wait_until_completed(20) is PodPhase.SUCCEEDED
+    assert json.loads(emulated.logs("app")) == {
+        "/etc/projected/labels": ['app="orders"\nteam="payments"', "0o440"],
+        "/etc/projected/mode": ["fast", "0o400"],
+        "/etc/projected/pw": ["not-a-real-password", "0o440"],
+        "/etc/config/level": ["3", "0o644"],
+        "/etc/config/mode": ["fast", "0o644"],
+    }

@@ -11,7 +11,14 @@ import pytest
 
 from tests.emulator.conftest import PodFactory, needs_root
 from tests.emulator.manifests import container, memory_volume, mount, pod
-from tests.support.emulator import Image, ImageTable, PodFailed, PodPhase, this_python
+from tests.support.emulator import (
+    EmulatorOptions,
+    Image,
+    ImageTable,
+    PodFailed,
+    PodPhase,
+    this_python,
+)
 
 pytestmark = needs_root
 
@@ -136,7 +143,9 @@ def test_env_command_and_working_dir_are_resolved_as_kubernetes_does(
     make_pod: PodFactory,
 ) -> None:
     show = "import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(),"
-    show += " 'env': {k: v for k, v in os.environ.items() if k.startswith('X_')}}))"
+    show += (
+        " 'env': {k: v for k, v in os.environ.items() if k.startswith(('X_', 'KUBERNETES_'))}}))"
+    )
     manifest = pod(
         "env",
         [
@@ -171,7 +180,10 @@ def test_env_command_and_working_dir_are_resolved_as_kubernetes_does(
         restartPolicy="Never",
         serviceAccountName="orders",
     )
-    with make_pod(manifest, config_maps={"settings": {"mode": "fast"}}) as emulated:
+    options = EmulatorOptions(kube_api_url="http://127.0.0.1:6443")
+    with make_pod(
+        manifest, config_maps={"settings": {"mode": "fast"}}, options=options
+    ) as emulated:
         assert emulated.wait_until_completed(20) is PodPhase.SUCCEEDED
     seen = json.loads(emulated.logs("app"))
     assert seen["argv"] == ["env", "$(X_NAME)", "$(X_UNDEFINED)", "in-shop"]
@@ -186,6 +198,9 @@ def test_env_command_and_working_dir_are_resolved_as_kubernetes_does(
         "X_COMPOSED": "env.shop.$(X_LATER)",
         "X_LATER": "defined-after",
         "X_FROM_MAP": "fast",
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "6443",
+        "KUBERNETES_PORT": "tcp://127.0.0.1:6443",
     }
 
 
