@@ -6,19 +6,19 @@ Templates print every value through Go's ``%v``, so output must match it byte fo
 fmt/format.go, including its in-band errors such as ``%!d(string=x)``, ``%!s(MISSING)`` and
 ``%!(EXTRA int=1)``.
 
-One deliberate leniency: numeric verbs (``%d %e %f %g``) format a ``json.Number`` as the number it
-holds. Go prints ``%!d(json.Number=5)`` there, which no working template relies on.
+A ``json.Number`` is a string to fmt, as in Go: ``printf "%d"`` of one prints
+``%!d(json.Number=5)``.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from typing import Any
 
 from agent.templates.values import (
     MISSING,
-    JsonNumber,
     NilPointer,
     sorted_map_items,
     struct_view,
@@ -27,7 +27,6 @@ from agent.templates.values import (
 
 _LOWER_DIGITS = "0123456789abcdefx"
 _UPPER_DIGITS = "0123456789ABCDEFX"
-_NUMERIC_VERBS_FOR_JSON_NUMBER = frozenset("deEfFgG")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,14 +103,64 @@ def _shortest_decimal(value: float) -> tuple[str, int]:
     return stripped.rstrip("0"), point
 
 
-def _format_hex_float(value: float, *, upper: bool) -> str:
-    """Shortest %x of a float: 0x1.8p+00 (Go) from Python's 0x1.8000000000000p+0."""
-    mantissa, _, exponent = value.hex().partition("p")
-    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
-    exponent_value = int(exponent)
-    sign = "-" if exponent_value < 0 else "+"
-    text = f"{mantissa}p{sign}{abs(exponent_value):02d}"
-    return text.upper() if upper else text
+def _float_parts(value: float) -> tuple[bool, int, int]:
+    """(negative, mantissa with its implicit bit, unbiased exponent) of a float64."""
+    bits = struct.unpack(">Q", struct.pack(">d", value))[0]
+    negative = bool(bits >> 63)
+    biased = (bits >> 52) & 0x7FF
+    mantissa = bits & ((1 << 52) - 1)
+    if biased == 0:
+        biased = 1  # A subnormal number.
+    else:
+        mantissa |= 1 << 52
+    return negative, mantissa, biased - 1023
+
+
+def _format_binary_float(value: float) -> str:
+    """strconv's 'b' format: decimal mantissa and binary exponent, -ddddp±ddd."""
+    negative, mantissa, exponent = _float_parts(value)
+    exponent -= 52
+    sign = "-" if negative else ""
+    return f"{sign}{mantissa}p{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+
+
+def _format_hex_float(value: float, precision: int, *, upper: bool) -> str:
+    """strconv's 'x' format, -0x1.yyyyp±dd, ported from fmtX."""
+    negative, mantissa, exponent = _float_parts(value)
+    if mantissa == 0:
+        exponent = 0
+    mantissa <<= 60 - 52
+    while mantissa != 0 and mantissa & (1 << 60) == 0:
+        mantissa <<= 1
+        exponent -= 1
+    mask = (1 << 64) - 1
+    if 0 <= precision < 15:
+        shift = precision * 4
+        extra = (mantissa << shift) & ((1 << 60) - 1)
+        mantissa >>= 60 - shift
+        if extra | (mantissa & 1) > 1 << 59:
+            mantissa += 1
+        mantissa = (mantissa << (60 - shift)) & mask
+        if mantissa & (1 << 61):
+            mantissa >>= 1
+            exponent += 1
+    digits = _UPPER_DIGITS if upper else _LOWER_DIGITS
+    out = ["-" if negative else "", "0", "X" if upper else "x", str((mantissa >> 60) & 1)]
+    mantissa = (mantissa << 4) & mask
+    if precision < 0 and mantissa != 0:
+        out.append(".")
+        while mantissa != 0:
+            out.append(digits[(mantissa >> 60) & 15])
+            mantissa = (mantissa << 4) & mask
+    elif precision > 0:
+        out.append(".")
+        for _ in range(precision):
+            out.append(digits[(mantissa >> 60) & 15])
+            mantissa = (mantissa << 4) & mask
+    out.append("P" if upper else "p")
+    out.append("-" if exponent < 0 else "+")
+    out.append(f"{abs(exponent):02d}")
+    return "".join(out)
 
 
 def _format_e(digits: str, point: int, precision: int, exp_char: str) -> str:
@@ -146,7 +195,9 @@ def format_float(value: float, fmt: str, precision: int = -1) -> str:
     sign = "-" if negative else ""
     magnitude = abs(value)
     if fmt in "xX":
-        return sign + _format_hex_float(magnitude, upper=fmt == "X")
+        return _format_hex_float(value, precision, upper=fmt == "X")
+    if fmt == "b":
+        return _format_binary_float(value)
     if precision >= 0:
         if fmt in "gG" and precision == 0:
             precision = 1
@@ -275,9 +326,6 @@ class _Printer:
         if isinstance(value, complex):
             self.fmt_complex(value, verb)
             return
-        if isinstance(value, JsonNumber):
-            self.fmt_json_number(value, verb)
-            return
         if isinstance(value, str):
             self.fmt_string(value, verb, value)
             return
@@ -351,17 +399,6 @@ class _Printer:
         self.erroring = False
 
     # -- kinds ----------------------------------------------------------------------------
-
-    def fmt_json_number(self, value: JsonNumber, verb: str) -> None:
-        if verb in _NUMERIC_VERBS_FOR_JSON_NUMBER:
-            number = value.as_number()
-            if isinstance(number, int) and verb == "d":
-                self.fmt_integer(number, verb, number)
-                return
-            if number is not None and verb != "d":
-                self.fmt_float(float(number), verb, float(number))
-                return
-        self.fmt_string(str(value), verb, value)
 
     def fmt_string(self, value: str, verb: str, arg: Any) -> None:
         if verb == "v":
@@ -514,7 +551,7 @@ class _Printer:
     def fmt_float(self, value: float, verb: str, arg: Any) -> None:
         if verb == "v":
             self._float(value, "g", -1)
-        elif verb in ("g", "G") or verb in ("x", "X"):
+        elif verb in ("b", "g", "G", "x", "X"):
             self._float(value, verb, -1)
         elif verb in ("f", "e", "E"):
             self._float(value, verb, 6)
@@ -539,7 +576,7 @@ class _Printer:
             self.pad(signed)
             flags.zero = saved_zero
             return
-        if flags.sharp:
+        if flags.sharp and verb != "b":
             signed = _sharp_float(signed, verb, precision)
         if flags.plus or signed[0] != "+":
             if flags.zero and flags.wid_present and flags.wid > len(signed):
@@ -564,33 +601,36 @@ class _Printer:
         self.flags.plus = saved_plus
 
 
-def _sharp_float(signed: str, verb: str, precision: int) -> str:
-    """The '#' flag: always a decimal point, and %g keeps its trailing zeros."""
-    digits = precision if verb in ("v", "g", "G") else 0
-    if verb in ("v", "g", "G") and digits == -1:
-        digits = 6
-    body, tail = signed, ""
-    for marker in ("e", "E"):
-        if marker in body[1:]:
-            cut = body.index(marker, 1)
-            body, tail = body[:cut], body[cut:]
-            break
-    has_point = "." in body
+def _sharp_float(number: str, verb: str, precision: int) -> str:
+    """The '#' flag (format.go): keep a decimal point, and for %g/%x the trailing zeros."""
+    digits = 0
+    if verb in ("g", "G", "x"):
+        digits = 6 if precision == -1 else precision
+    tail = ""
+    has_point = False
     seen_nonzero = False
-    for char in body[1:]:
+    index = 1
+    while index < len(number):
+        char = number[index]
         if char == ".":
-            continue
-        if char != "0":
-            seen_nonzero = True
-        if seen_nonzero:
-            digits -= 1
+            has_point = True
+        elif char in "pP" or (char in "eE" and verb not in ("x", "X")):
+            number, tail = number[:index], number[index:]
+            break
+        else:
+            # As in Go, the x of a 0x prefix counts as a significant digit.
+            if char != "0":
+                seen_nonzero = True
+            if seen_nonzero:
+                digits -= 1
+        index += 1
     if not has_point:
-        if body[1:] == "0":
+        if len(number) == 2 and number[1] == "0":
             digits -= 1
-        body += "."
+        number += "."
     if digits > 0:
-        body += "0" * digits
-    return body + tail
+        number += "0" * digits
+    return number + tail
 
 
 def _rune_text(value: int) -> str:
