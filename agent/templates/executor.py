@@ -439,7 +439,7 @@ class _State:
                 receiver=receiver,
                 from_interface=from_interface,
             )
-            from_interface = isinstance(previous, Mapping)
+            from_interface = type(previous) is dict or isinstance(previous, Mapping)
         return receiver
 
     def eval_function(
@@ -475,7 +475,8 @@ class _State:
         if receiver is None:
             return self.errorf(f"nil pointer evaluating interface {{}}.{name}")
         has_args = (args is not None and len(args) > 1) or final is not _NO_FINAL
-        if isinstance(receiver, Mapping):
+        # Checking for dict first skips the slow ABC check on the common path.
+        if type(receiver) is dict or isinstance(receiver, Mapping):
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
             try:
@@ -487,7 +488,6 @@ class _State:
                 return None
             except TypeError:
                 pass
-        receiver_type = "interface {}" if from_interface else type_name(receiver)
         method = self.find_method(receiver, name)
         if method is not None:
             return self.eval_call(dot, method, node=node, name=name, args=args, final=final)
@@ -503,6 +503,7 @@ class _State:
                 if has_args:
                     self.errorf(f"{name} has arguments but cannot be invoked as function")
                 return value
+        receiver_type = "interface {}" if from_interface else type_name(receiver)
         return self.errorf(f"can't evaluate field {name} in type {receiver_type}")
 
     def find_method(self, receiver: Any, name: str) -> Function | None:
