@@ -122,7 +122,7 @@ class Program:
         if root is None:
             state.errorf(f"{quote(self.name)} is an incomplete or empty template")
         state.vars.append(("$", dot))
-        state.walk(dot, root, out)
+        state.walk(dot, root, out=out)
         return "".join(out)
 
 
@@ -187,7 +187,7 @@ class _State:
 
     # -- walking ----------------------------------------------------------------------------
 
-    def walk(self, dot: Any, node: Node, out: list[str]) -> None:
+    def walk(self, dot: Any, node: Node, *, out: list[str]) -> None:
         self.node = node
         node_type = type(node)
         if node_type is TextNode:
@@ -196,16 +196,16 @@ class _State:
             pipe = node.pipe  # type: ignore[attr-defined]
             value = self.eval_pipeline(dot, pipe)
             if not pipe.decl:
-                self.print_value(node, value, out)
+                self.print_value(node, value, out=out)
         elif node_type is ListNode:
             for child in node.nodes:  # type: ignore[attr-defined]
-                self.walk(dot, child, out)
+                self.walk(dot, child, out=out)
         elif node_type is IfNode or node_type is WithNode:
-            self.walk_if_or_with(dot, node, out)  # type: ignore[arg-type]
+            self.walk_if_or_with(dot, node, out=out)  # type: ignore[arg-type]
         elif node_type is RangeNode:
-            self.walk_range(dot, node, out)  # type: ignore[arg-type]
+            self.walk_range(dot, node, out=out)  # type: ignore[arg-type]
         elif node_type is TemplateNode:
-            self.walk_template(dot, node, out)  # type: ignore[arg-type]
+            self.walk_template(dot, node, out=out)  # type: ignore[arg-type]
         elif node_type is BreakNode:
             raise _Break
         elif node_type is ContinueNode:
@@ -213,7 +213,7 @@ class _State:
         else:
             self.errorf(f"unknown node: {node}")
 
-    def walk_if_or_with(self, dot: Any, node: BranchNode, out: list[str]) -> None:
+    def walk_if_or_with(self, dot: Any, node: BranchNode, *, out: list[str]) -> None:
         mark = len(self.vars)
         try:
             value = self.eval_pipeline(dot, node.pipe)
@@ -221,17 +221,17 @@ class _State:
                 if type(node) is WithNode:
                     saved, self.dot_is_interface = self.dot_is_interface, False
                     try:
-                        self.walk(value, node.list, out)
+                        self.walk(value, node.list, out=out)
                     finally:
                         self.dot_is_interface = saved
                 else:
-                    self.walk(dot, node.list, out)
+                    self.walk(dot, node.list, out=out)
             elif node.else_list is not None:
-                self.walk(dot, node.else_list, out)
+                self.walk(dot, node.else_list, out=out)
         finally:
             del self.vars[mark:]
 
-    def walk_range(self, dot: Any, node: BranchNode, out: list[str]) -> None:
+    def walk_range(self, dot: Any, node: BranchNode, *, out: list[str]) -> None:
         self.node = node
         outer_mark = len(self.vars)
         try:
@@ -249,7 +249,7 @@ class _State:
                 if decl_count > 1:
                     self.vars[-2] = (self.vars[-2][0], index)
                 try:
-                    self.walk(element, node.list, out)
+                    self.walk(element, node.list, out=out)
                 except _Continue:
                     pass
                 finally:
@@ -279,11 +279,11 @@ class _State:
             finally:
                 self.dot_is_interface = saved_dot_is_interface
             if not ran and node.else_list is not None:
-                self.walk(dot, node.else_list, out)
+                self.walk(dot, node.else_list, out=out)
         finally:
             del self.vars[outer_mark:]
 
-    def walk_template(self, dot: Any, node: TemplateNode, out: list[str]) -> None:
+    def walk_template(self, dot: Any, node: TemplateNode, *, out: list[str]) -> None:
         self.node = node
         root = self.program.trees.get(node.name)
         if root is None:
@@ -299,7 +299,7 @@ class _State:
         self.depth += 1
         self.dot_is_interface = False
         try:
-            self.walk(new_dot, root, out)
+            self.walk(new_dot, root, out=out)
         finally:
             self.template, self.vars, self.depth, self.dot_is_interface = saved
 
@@ -396,7 +396,7 @@ class _State:
         self.node = chain
         if isinstance(chain.node, NilNode):
             self.errorf(f"indirection through explicit nil in {chain}")
-        receiver = self.eval_arg(dot, None, chain.node)
+        receiver = self.eval_arg(dot, chain.node, arg_type=None)
         return self.eval_field_chain(
             dot, receiver, node=chain, idents=chain.fields, args=args, final=final
         )
@@ -548,7 +548,7 @@ class _State:
             want = name == "or"
             value: Any = MISSING
             for arg in arg_nodes:
-                value = self.eval_arg(dot, ArgType.VALUE, arg)
+                value = self.eval_arg(dot, arg, arg_type=ArgType.VALUE)
                 if is_true(value) == want:
                     return value
             if has_final:
@@ -558,11 +558,11 @@ class _State:
         argv: list[Any] = []
         index = 0
         while index < num_fixed and index < len(arg_nodes):
-            argv.append(self.eval_arg(dot, params[index], arg_nodes[index]))
+            argv.append(self.eval_arg(dot, arg_nodes[index], arg_type=params[index]))
             index += 1
         if function.variadic is not None:
             while index < len(arg_nodes):
-                argv.append(self.eval_arg(dot, function.variadic, arg_nodes[index]))
+                argv.append(self.eval_arg(dot, arg_nodes[index], arg_type=function.variadic))
                 index += 1
         if has_final:
             if function.variadic is None:
@@ -629,7 +629,7 @@ class _State:
         got = "interface {}" if value is None else type_name(value)
         return self.errorf(f"wrong type for value; expected {arg_type.value}; got {got}")
 
-    def eval_arg(self, dot: Any, arg_type: ArgType | None, node: Node) -> Any:
+    def eval_arg(self, dot: Any, node: Node, *, arg_type: ArgType | None) -> Any:
         self.node = node
         node_type = type(node)
         if node_type is DotNode:
@@ -697,7 +697,7 @@ class _State:
 
     # -- output -----------------------------------------------------------------------------
 
-    def print_value(self, node: Node, value: Any, out: list[str]) -> None:
+    def print_value(self, node: Node, value: Any, *, out: list[str]) -> None:
         self.node = node
         if value is MISSING:
             out.append("<no value>")

@@ -53,8 +53,9 @@ def _utc_now() -> datetime:
 class Function:
     """A template function with its Go signature.
 
-    ``impl`` receives the arguments, already checked and converted; with ``needs_context`` it
-    receives the :class:`RenderContext` first. It raises ``FunctionError`` for a Go error.
+    ``impl`` receives the arguments positionally, in the Go function's parameter order, already
+    checked and converted; with ``needs_context`` it receives the :class:`RenderContext` first.
+    It raises ``FunctionError`` for what Go would return as an error.
     """
 
     name: str

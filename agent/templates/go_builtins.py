@@ -171,7 +171,7 @@ def _reflect_kind(value: Any) -> str:
     return "func"
 
 
-def _equal(first: Any, second: Any, first_kind: str | None) -> bool:
+def _equal(first: Any, second: Any, *, first_kind: str | None) -> bool:
     second_kind = _basic_kind(second)
     if first_kind != second_kind:
         numbers = _numeric_pair(first, second)
@@ -205,7 +205,7 @@ def _eq(first: Any, *others: Any) -> bool:
     if not others:
         raise FunctionError("missing argument for comparison")
     first_kind = _basic_kind(first)
-    return any(_equal(first, _indirect_interface(other), first_kind) for other in others)
+    return any(_equal(first, _indirect_interface(other), first_kind=first_kind) for other in others)
 
 
 def _ne(first: Any, second: Any) -> bool:

@@ -122,9 +122,9 @@ def _encode_into(
         for position, item in enumerate(value):
             if position:
                 parts.append(",")
-            _newline(parts, indent, depth + 1)
+            _newline(parts, indent=indent, depth=depth + 1)
             _encode_into(parts, item, escape_html=escape_html, indent=indent, depth=depth + 1)
-        _newline(parts, indent, depth)
+        _newline(parts, indent=indent, depth=depth)
         parts.append("]")
     else:
         fields = _struct_fields(value)
@@ -148,15 +148,15 @@ def _encode_object(
     for position, (key, item) in enumerate(items):
         if position:
             parts.append(",")
-        _newline(parts, indent, depth + 1)
+        _newline(parts, indent=indent, depth=depth + 1)
         parts.append(encode_string(key, escape_html=escape_html))
         parts.append(": " if indent is not None else ":")
         _encode_into(parts, item, escape_html=escape_html, indent=indent, depth=depth + 1)
-    _newline(parts, indent, depth)
+    _newline(parts, indent=indent, depth=depth)
     parts.append("}")
 
 
-def _newline(parts: list[str], indent: str | None, depth: int) -> None:
+def _newline(parts: list[str], *, indent: str | None, depth: int) -> None:
     if indent is not None:
         parts.append("\n" + indent * depth)
 

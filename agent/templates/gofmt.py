@@ -163,7 +163,7 @@ def _format_hex_float(value: float, precision: int, *, upper: bool) -> str:
     return "".join(out)
 
 
-def _format_e(digits: str, point: int, precision: int, exp_char: str) -> str:
+def _format_e(digits: str, point: int, *, precision: int, exp_char: str) -> str:
     first = digits[0] if digits else "0"
     rest = digits[1 : 1 + precision].ljust(precision, "0")
     exponent = point - 1 if digits else 0
@@ -174,7 +174,7 @@ def _format_e(digits: str, point: int, precision: int, exp_char: str) -> str:
     return f"{mantissa}{exp_char}{sign}{exp_text}"
 
 
-def _format_f(digits: str, point: int, precision: int) -> str:
+def _format_f(digits: str, point: int, *, precision: int) -> str:
     whole = digits[:point].ljust(point, "0") if point > 0 else "0"
     if precision <= 0:
         return whole
@@ -185,7 +185,7 @@ def _format_f(digits: str, point: int, precision: int) -> str:
     return whole + "." + "".join(fraction)
 
 
-def format_float(value: float, fmt: str, precision: int = -1) -> str:
+def format_float(value: float, fmt: str, *, precision: int = -1) -> str:
     """strconv.FormatFloat(value, fmt, precision, 64) for fmt in e E f g G (-1: shortest)."""
     if math.isnan(value):
         return "NaN"
@@ -205,14 +205,15 @@ def format_float(value: float, fmt: str, precision: int = -1) -> str:
         return sign + format(magnitude, f".{precision}{fmt}")
     digits, point = _shortest_decimal(magnitude)
     if fmt in "eE":
-        return sign + _format_e(digits, point, max(len(digits) - 1, 0), fmt)
+        return sign + _format_e(digits, point, precision=max(len(digits) - 1, 0), exp_char=fmt)
     if fmt == "f":
-        return sign + _format_f(digits, point, max(len(digits) - point, 0))
+        return sign + _format_f(digits, point, precision=max(len(digits) - point, 0))
     exponent = point - 1 if digits else 0
     # Shortest %g uses the exponent form from 1e+06 up and below 1e-04, as strconv decides.
     if exponent < -4 or exponent >= 6:
-        return sign + _format_e(digits, point, max(len(digits) - 1, 0), "e" if fmt == "g" else "E")
-    return sign + _format_f(digits, point, max(len(digits) - point, 0))
+        exp_char = "e" if fmt == "g" else "E"
+        return sign + _format_e(digits, point, precision=max(len(digits) - 1, 0), exp_char=exp_char)
+    return sign + _format_f(digits, point, precision=max(len(digits) - point, 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,9 +299,9 @@ class _Printer:
         if verb == "p":
             self.bad_verb(verb, arg)
             return
-        self.print_value(arg, verb, 0)
+        self.print_value(arg, verb, depth=0)
 
-    def print_value(self, value: Any, verb: str, depth: int) -> None:
+    def print_value(self, value: Any, verb: str, *, depth: int) -> None:
         flags = self.flags
         if value is None or value is MISSING:
             # A nil interface inside a map or slice.
@@ -318,22 +319,22 @@ class _Printer:
                 self.bad_verb(verb, value)
             return
         if isinstance(value, int):
-            self.fmt_integer(value, verb, value)
+            self.fmt_integer(value, verb, arg=value)
             return
         if isinstance(value, float):
-            self.fmt_float(value, verb, value)
+            self.fmt_float(value, verb, arg=value)
             return
         if isinstance(value, complex):
             self.fmt_complex(value, verb)
             return
         if isinstance(value, str):
-            self.fmt_string(value, verb, value)
+            self.fmt_string(value, verb, arg=value)
             return
         if isinstance(value, Mapping):
-            self.print_map(value, verb, depth)
+            self.print_map(value, verb, depth=depth)
             return
         if isinstance(value, list | tuple):
-            self.print_list(value, verb, depth)
+            self.print_list(value, verb, depth=depth)
             return
         if isinstance(value, NilPointer):
             if flags.sharp_v:
@@ -353,37 +354,37 @@ class _Printer:
                     self.out.append(", " if flags.sharp_v else " ")
                 if flags.plus_v or flags.sharp_v:
                     self.out.append(name + ":")
-                self.print_value(getter(value), verb, depth + 1)
+                self.print_value(getter(value), verb, depth=depth + 1)
             self.out.append("}")
             return
         # Functions print as their address in Go; there is no stable equivalent.
         self.pad("0x0")
 
-    def print_map(self, value: Mapping[Any, Any], verb: str, depth: int) -> None:
+    def print_map(self, value: Mapping[Any, Any], verb: str, *, depth: int) -> None:
         sharp_v = self.flags.sharp_v
         self.out.append(type_name(value) + "{" if sharp_v else "map[")
         for index, (key, item) in enumerate(sorted_map_items(value)):
             if index:
                 self.out.append(", " if sharp_v else " ")
-            self.print_value(key, verb, depth + 1)
+            self.print_value(key, verb, depth=depth + 1)
             self.out.append(":")
-            self.print_value(item, verb, depth + 1)
+            self.print_value(item, verb, depth=depth + 1)
         self.out.append("}" if sharp_v else "]")
 
-    def print_list(self, value: list[Any] | tuple[Any, ...], verb: str, depth: int) -> None:
+    def print_list(self, value: list[Any] | tuple[Any, ...], verb: str, *, depth: int) -> None:
         if self.flags.sharp_v:
             self.out.append(type_name(value) + "{")
             for index, item in enumerate(value):
                 if index:
                     self.out.append(", ")
-                self.print_value(item, verb, depth + 1)
+                self.print_value(item, verb, depth=depth + 1)
             self.out.append("}")
             return
         self.out.append("[")
         for index, item in enumerate(value):
             if index:
                 self.out.append(" ")
-            self.print_value(item, verb, depth + 1)
+            self.print_value(item, verb, depth=depth + 1)
         self.out.append("]")
 
     def bad_verb(self, verb: str, arg: Any) -> None:
@@ -400,7 +401,7 @@ class _Printer:
 
     # -- kinds ----------------------------------------------------------------------------
 
-    def fmt_string(self, value: str, verb: str, arg: Any) -> None:
+    def fmt_string(self, value: str, verb: str, *, arg: Any) -> None:
         if verb == "v":
             if self.flags.sharp_v:
                 self.fmt_q(value)
@@ -470,17 +471,17 @@ class _Printer:
         if flags.wid_present and flags.wid > width and flags.minus:
             self._padding(flags.wid - width)
 
-    def fmt_integer(self, value: int, verb: str, arg: Any) -> None:
+    def fmt_integer(self, value: int, verb: str, *, arg: Any) -> None:
         if verb in ("v", "d"):
-            self._integer(value, 10, verb, _LOWER_DIGITS)
+            self._integer(value, base=10, verb=verb, digits=_LOWER_DIGITS)
         elif verb == "b":
-            self._integer(value, 2, verb, _LOWER_DIGITS)
+            self._integer(value, base=2, verb=verb, digits=_LOWER_DIGITS)
         elif verb in ("o", "O"):
-            self._integer(value, 8, verb, _LOWER_DIGITS)
+            self._integer(value, base=8, verb=verb, digits=_LOWER_DIGITS)
         elif verb == "x":
-            self._integer(value, 16, verb, _LOWER_DIGITS)
+            self._integer(value, base=16, verb=verb, digits=_LOWER_DIGITS)
         elif verb == "X":
-            self._integer(value, 16, verb, _UPPER_DIGITS)
+            self._integer(value, base=16, verb=verb, digits=_UPPER_DIGITS)
         elif verb == "c":
             self.pad(_rune_text(value))
         elif verb == "q":
@@ -490,7 +491,7 @@ class _Printer:
         else:
             self.bad_verb(verb, arg)
 
-    def _integer(self, value: int, base: int, verb: str, digits: str) -> None:
+    def _integer(self, value: int, *, base: int, verb: str, digits: str) -> None:
         flags = self.flags
         negative = value < 0
         magnitude = -value if negative else value
@@ -548,23 +549,23 @@ class _Printer:
         self.pad(text)
         flags.zero = saved_zero
 
-    def fmt_float(self, value: float, verb: str, arg: Any) -> None:
+    def fmt_float(self, value: float, verb: str, *, arg: Any) -> None:
         if verb == "v":
-            self._float(value, "g", -1)
+            self._float(value, verb="g", precision=-1)
         elif verb in ("b", "g", "G", "x", "X"):
-            self._float(value, verb, -1)
+            self._float(value, verb=verb, precision=-1)
         elif verb in ("f", "e", "E"):
-            self._float(value, verb, 6)
+            self._float(value, verb=verb, precision=6)
         elif verb == "F":
-            self._float(value, "f", 6)
+            self._float(value, verb="f", precision=6)
         else:
             self.bad_verb(verb, arg)
 
-    def _float(self, value: float, verb: str, precision: int) -> None:
+    def _float(self, value: float, *, verb: str, precision: int) -> None:
         flags = self.flags
         if flags.prec_present:
             precision = flags.prec
-        number = format_float(value, verb, precision)
+        number = format_float(value, verb, precision=precision)
         signed = number if number[0] in "+-" else "+" + number
         if flags.space and signed[0] == "+" and not flags.plus:
             signed = " " + signed[1:]
@@ -577,7 +578,7 @@ class _Printer:
             flags.zero = saved_zero
             return
         if flags.sharp and verb != "b":
-            signed = _sharp_float(signed, verb, precision)
+            signed = _sharp_float(signed, verb=verb, precision=precision)
         if flags.plus or signed[0] != "+":
             if flags.zero and flags.wid_present and flags.wid > len(signed):
                 self.out.append(signed[0])
@@ -594,14 +595,14 @@ class _Printer:
             return
         saved_plus = self.flags.plus
         self.out.append("(")
-        self.fmt_float(value.real, verb, value.real)
+        self.fmt_float(value.real, verb, arg=value.real)
         self.flags.plus = True
-        self.fmt_float(value.imag, verb, value.imag)
+        self.fmt_float(value.imag, verb, arg=value.imag)
         self.out.append("i)")
         self.flags.plus = saved_plus
 
 
-def _sharp_float(number: str, verb: str, precision: int) -> str:
+def _sharp_float(number: str, *, verb: str, precision: int) -> str:
     """The '#' flag (format.go): keep a decimal point, and for %g/%x the trailing zeros."""
     digits = 0
     if verb in ("g", "G", "x"):
@@ -693,121 +694,152 @@ def _parse_number(text: str, start: int) -> tuple[int, bool, int]:
     return number, True, index
 
 
+class _FormatScan:
+    """Where Sprintf is in its format and its arguments (the counters of fmt.doPrintf)."""
+
+    def __init__(self, text: str, args: list[Any] | tuple[Any, ...]) -> None:
+        self.text = text
+        self.args = args
+        self.index = 0
+        self.arg_num = 0
+        self.reordered = False
+        self.good_arg_num = True
+        self.after_index = False
+
+    def at(self, char: str) -> bool:
+        return self.index < len(self.text) and self.text[self.index] == char
+
+    def arg_number(self) -> None:
+        """An explicit argument index such as [2] (fmt's argNumber)."""
+        text, index = self.text, self.index
+        if not self.at("["):
+            self.after_index = False
+            return
+        self.reordered = True
+        close = text.find("]", index + 1) if len(text) - index >= 3 else -1
+        if close < 0:
+            self.index, self.after_index, self.good_arg_num = index + 1, False, False
+            return
+        number, present, after = _parse_number(text, index + 1)
+        self.index = close + 1
+        if not present or after != close:
+            self.after_index, self.good_arg_num = False, False
+            return
+        self.after_index = True
+        if 0 <= number - 1 < len(self.args):
+            self.arg_num = number - 1
+        else:
+            self.good_arg_num = False
+
+    def star_argument(self) -> tuple[int, bool]:
+        """A width or precision given as * (fmt's intFromArg)."""
+        if self.arg_num >= len(self.args):
+            return 0, False
+        value = self.args[self.arg_num]
+        self.arg_num += 1
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 1_000_000:
+            return value, True
+        return 0, False
+
+
+def _scan_flags(scan: _FormatScan, flags: _Flags) -> None:
+    while scan.index < len(scan.text):
+        char = scan.text[scan.index]
+        if char == "#":
+            flags.sharp = True
+        elif char == "0":
+            flags.zero = not flags.minus  # Only pad with zeros on the left.
+        elif char == "+":
+            flags.plus = True
+        elif char == "-":
+            flags.minus = True
+            flags.zero = False
+        elif char == " ":
+            flags.space = True
+        else:
+            return
+        scan.index += 1
+
+
+def _scan_width_and_precision(scan: _FormatScan, flags: _Flags, *, out: list[str]) -> None:
+    if scan.at("*"):
+        scan.index += 1
+        flags.wid, flags.wid_present = scan.star_argument()
+        if not flags.wid_present:
+            out.append("%!(BADWIDTH)")
+        if flags.wid < 0:
+            flags.wid, flags.minus, flags.zero = -flags.wid, True, False
+        scan.after_index = False
+    else:
+        flags.wid, flags.wid_present, scan.index = _parse_number(scan.text, scan.index)
+        if scan.after_index and flags.wid_present:
+            scan.good_arg_num = False  # "%[3]2d"
+    if scan.index + 1 < len(scan.text) and scan.at("."):
+        scan.index += 1
+        if scan.after_index:
+            scan.good_arg_num = False  # "%[3].2d"
+        scan.arg_number()
+        if scan.at("*"):
+            scan.index += 1
+            flags.prec, flags.prec_present = scan.star_argument()
+            if flags.prec < 0:
+                flags.prec, flags.prec_present = 0, False
+            if not flags.prec_present:
+                out.append("%!(BADPREC)")
+            scan.after_index = False
+        else:
+            flags.prec, flags.prec_present, scan.index = _parse_number(scan.text, scan.index)
+            if not flags.prec_present:
+                flags.prec, flags.prec_present = 0, True
+
+
 def sprintf(format_text: str, args: list[Any] | tuple[Any, ...]) -> str:
     """fmt.Sprintf with Go's verbs, flags, width, precision, ``*`` and ``[n]`` argument indexes."""
     printer = _Printer()
     flags = printer.flags
     out = printer.out
+    scan = _FormatScan(format_text, args)
     end = len(format_text)
-    arg_num = 0
-    reordered = False
-    index = 0
-    while index < end:
-        good_arg_num = True
-        start = index
-        while index < end and format_text[index] != "%":
-            index += 1
-        if index > start:
-            out.append(format_text[start:index])
-        if index >= end:
+    while scan.index < end:
+        scan.good_arg_num = True
+        start = scan.index
+        scan.index = format_text.find("%", start)
+        if scan.index < 0:
+            scan.index = end
+        if scan.index > start:
+            out.append(format_text[start : scan.index])
+        if scan.index >= end:
             break
-        index += 1
+        scan.index += 1
         flags.clear()
-        while index < end:
-            char = format_text[index]
-            if char == "#":
-                flags.sharp = True
-            elif char == "0":
-                flags.zero = not flags.minus
-            elif char == "+":
-                flags.plus = True
-            elif char == "-":
-                flags.minus = True
-                flags.zero = False
-            elif char == " ":
-                flags.space = True
-            else:
-                break
-            index += 1
-
-        arg_num, index, after_index, ok, did_reorder = _arg_number(
-            arg_num, format_text, index, len(args)
-        )
-        good_arg_num = good_arg_num and ok
-        reordered = reordered or did_reorder
-
-        if index < end and format_text[index] == "*":
-            index += 1
-            flags.wid, flags.wid_present, arg_num = _int_from_arg(args, arg_num)
-            if not flags.wid_present:
-                out.append("%!(BADWIDTH)")
-            if flags.wid < 0:
-                flags.wid = -flags.wid
-                flags.minus = True
-                flags.zero = False
-            after_index = False
-        else:
-            flags.wid, flags.wid_present, index = _parse_number(format_text, index)
-            if after_index and flags.wid_present:
-                good_arg_num = False
-
-        if index + 1 < end and format_text[index] == ".":
-            index += 1
-            if after_index:
-                good_arg_num = False
-            arg_num, index, after_index, ok, did_reorder = _arg_number(
-                arg_num, format_text, index, len(args)
-            )
-            good_arg_num = good_arg_num and ok
-            reordered = reordered or did_reorder
-            if index < end and format_text[index] == "*":
-                index += 1
-                flags.prec, flags.prec_present, arg_num = _int_from_arg(args, arg_num)
-                if flags.prec < 0:
-                    flags.prec = 0
-                    flags.prec_present = False
-                if not flags.prec_present:
-                    out.append("%!(BADPREC)")
-                after_index = False
-            else:
-                flags.prec, flags.prec_present, index = _parse_number(format_text, index)
-                if not flags.prec_present:
-                    flags.prec = 0
-                    flags.prec_present = True
-
-        if not after_index:
-            arg_num, index, after_index, ok, did_reorder = _arg_number(
-                arg_num, format_text, index, len(args)
-            )
-            good_arg_num = good_arg_num and ok
-            reordered = reordered or did_reorder
-
-        if index >= end:
+        _scan_flags(scan, flags)
+        scan.arg_number()
+        _scan_width_and_precision(scan, flags, out=out)
+        if not scan.after_index:
+            scan.arg_number()
+        if scan.index >= end:
             out.append("%!(NOVERB)")
             break
-
-        verb = format_text[index]
-        index += 1
-
+        verb = format_text[scan.index]
+        scan.index += 1
         if verb == "%":
             out.append("%")
-        elif not good_arg_num:
+        elif not scan.good_arg_num:
             out.append("%!" + verb + "(BADINDEX)")
-        elif arg_num >= len(args):
+        elif scan.arg_num >= len(args):
             out.append("%!" + verb + "(MISSING)")
         else:
             if verb == "v":
-                flags.sharp_v = flags.sharp
-                flags.sharp = False
-                flags.plus_v = flags.plus
-                flags.plus = False
-            printer.print_arg(args[arg_num], verb)
-            arg_num += 1
+                # %#v is Go syntax and %+v names struct fields; neither is the plain flag.
+                flags.sharp_v, flags.sharp = flags.sharp, False
+                flags.plus_v, flags.plus = flags.plus, False
+            printer.print_arg(args[scan.arg_num], verb)
+            scan.arg_num += 1
 
-    if not reordered and arg_num < len(args):
+    if not scan.reordered and scan.arg_num < len(args):
         flags.clear()
         out.append("%!(EXTRA ")
-        for position, arg in enumerate(args[arg_num:]):
+        for position, arg in enumerate(args[scan.arg_num :]):
             if position:
                 out.append(", ")
             if arg is None or arg is MISSING:
@@ -817,32 +849,3 @@ def sprintf(format_text: str, args: list[Any] | tuple[Any, ...]) -> str:
                 printer.print_arg(arg, "v")
         out.append(")")
     return printer.text()
-
-
-def _arg_number(
-    arg_num: int, text: str, index: int, num_args: int
-) -> tuple[int, int, bool, bool, bool]:
-    """fmt's argNumber: an explicit ``[n]`` -> (arg, next index, found, ok, reordered)."""
-    if len(text) <= index or text[index] != "[":
-        return arg_num, index, False, True, False
-    if len(text) - index < 3:
-        return arg_num, index + 1, False, False, True
-    for close in range(index + 1, len(text)):
-        if text[close] == "]":
-            number, present, after = _parse_number(text, index + 1)
-            if not present or after != close:
-                return arg_num, close + 1, False, False, True
-            number -= 1
-            if 0 <= number < num_args:
-                return number, close + 1, True, True, True
-            return arg_num, close + 1, True, False, True
-    return arg_num, index + 1, False, False, True
-
-
-def _int_from_arg(args: list[Any] | tuple[Any, ...], arg_num: int) -> tuple[int, bool, int]:
-    if arg_num >= len(args):
-        return 0, False, arg_num
-    value = args[arg_num]
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 1_000_000:
-        return value, True, arg_num + 1
-    return 0, False, arg_num + 1

@@ -416,20 +416,27 @@ def _lex_field_or_variable(lexer: Lexer, typ: ItemType) -> _StateResult:
 
 
 def _lex_char(lexer: Lexer) -> _StateResult:
+    return _lex_escaped(
+        lexer, closing="'", item=ItemType.CHAR_CONSTANT, error="unterminated character constant"
+    )
+
+
+def _lex_escaped(lexer: Lexer, *, closing: str, item: ItemType, error: str) -> _StateResult:
+    """A quoted string or character with backslash escapes; the opening quote is consumed."""
     while True:
         char = lexer.next()
         if char == "\\":
             following = lexer.next()
             if following not in (_EOF, "\n"):
                 continue
-            lexer.errorf("unterminated character constant")
+            lexer.errorf(error)
             return None
         if char in (_EOF, "\n"):
-            lexer.errorf("unterminated character constant")
+            lexer.errorf(error)
             return None
-        if char == "'":
+        if char == closing:
             break
-    lexer.emit(ItemType.CHAR_CONSTANT)
+    lexer.emit(item)
     return _lex_inside_action
 
 
@@ -476,21 +483,9 @@ def _scan_number(lexer: Lexer) -> bool:
 
 
 def _lex_quote(lexer: Lexer) -> _StateResult:
-    while True:
-        char = lexer.next()
-        if char == "\\":
-            following = lexer.next()
-            if following not in (_EOF, "\n"):
-                continue
-            lexer.errorf("unterminated quoted string")
-            return None
-        if char in (_EOF, "\n"):
-            lexer.errorf("unterminated quoted string")
-            return None
-        if char == '"':
-            break
-    lexer.emit(ItemType.STRING)
-    return _lex_inside_action
+    return _lex_escaped(
+        lexer, closing='"', item=ItemType.STRING, error="unterminated quoted string"
+    )
 
 
 def _lex_raw_quote(lexer: Lexer) -> _StateResult:

@@ -123,7 +123,7 @@ def _byte_char(value: int) -> str:
     return chr(value) if value < 0x80 else chr(0xDC00 + value)
 
 
-def unquote_char(text: str, index: int, quote_char: str) -> tuple[str, int, bool]:
+def unquote_char(text: str, index: int, *, quote_char: str) -> tuple[str, int, bool]:
     """strconv.UnquoteChar at ``text[index]``: (char, next index, is a raw byte)."""
     char = text[index]
     if char == quote_char and quote_char in "'\"":
@@ -183,14 +183,14 @@ def unquote(literal: str) -> str:
     while index < len(body):
         if body[index] == "\n":
             raise LiteralError("invalid syntax")
-        char, index, _raw = unquote_char(body, index, '"')
+        char, index, _raw = unquote_char(body, index, quote_char='"')
         out.append(char)
     return "".join(out)
 
 
 def char_constant_value(literal: str) -> int:
     """The rune value of a 'c' character constant (NumberNode from itemCharConstant)."""
-    char, index, is_byte = unquote_char(literal, 1, "'")
+    char, index, is_byte = unquote_char(literal, 1, quote_char="'")
     if literal[index:] != "'":
         raise LiteralError(f"malformed character constant: {literal}")
     if is_byte:

@@ -162,7 +162,7 @@ class _Tree:
             raise self.unexpected(token, context)
         return token
 
-    def expect_one_of(self, first: ItemType, second: ItemType, context: str) -> Item:
+    def expect_one_of(self, first: ItemType, second: ItemType, *, context: str) -> Item:
         token = self.next_non_space()
         if token.typ not in (first, second):
             raise self.unexpected(token, context)
@@ -219,7 +219,7 @@ class _Tree:
 
     def parse_definition(self) -> None:
         context = "define clause"
-        name = self.expect_one_of(ItemType.STRING, ItemType.RAW_STRING, context)
+        name = self.expect_one_of(ItemType.STRING, ItemType.RAW_STRING, context=context)
         self.name = self.unquote(name.val)
         self.expect(ItemType.RIGHT_DELIM, context)
         self.root, end = self.item_list()
@@ -276,20 +276,19 @@ class _Tree:
         return ActionNode(token.pos, token.line, self.pipeline("command", ItemType.RIGHT_DELIM))
 
     def break_control(self, pos: int, line: int) -> Node:
-        token = self.next_non_space()
-        if token.typ != ItemType.RIGHT_DELIM:
-            raise self.unexpected(token, "{{break}}")
-        if self.range_depth == 0:
-            raise self.errorf("{{break}} outside {{range}}")
+        self.loop_control("break")
         return BreakNode(pos, line)
 
     def continue_control(self, pos: int, line: int) -> Node:
+        self.loop_control("continue")
+        return ContinueNode(pos, line)
+
+    def loop_control(self, keyword: str) -> None:
         token = self.next_non_space()
         if token.typ != ItemType.RIGHT_DELIM:
-            raise self.unexpected(token, "{{continue}}")
+            raise self.unexpected(token, "{{" + keyword + "}}")
         if self.range_depth == 0:
-            raise self.errorf("{{continue}} outside {{range}}")
-        return ContinueNode(pos, line)
+            raise self.errorf("{{" + keyword + "}} outside {{range}}")
 
     def pipeline(self, context: str, end: ItemType) -> PipeNode:
         token = self.peek_non_space()
@@ -484,7 +483,7 @@ class _Tree:
             return BoolNode(token.pos, token.val == "true")
         if typ in (ItemType.CHAR_CONSTANT, ItemType.COMPLEX, ItemType.NUMBER):
             try:
-                return new_number(token.pos, token.val, typ)
+                return new_number(token.pos, token.val, typ=typ)
             except LiteralError as error:
                 raise self.errorf(str(error)) from None
         if typ == ItemType.LEFT_PAREN:
@@ -507,7 +506,7 @@ class _Tree:
             raise self.errorf(str(error)) from None
 
 
-def new_number(pos: int, text: str, typ: ItemType) -> NumberNode:
+def new_number(pos: int, text: str, *, typ: ItemType) -> NumberNode:
     """parse.newNumber: a number literal as every Go type that holds it exactly."""
     if typ == ItemType.CHAR_CONSTANT:
         rune = char_constant_value(text)
@@ -522,14 +521,14 @@ def new_number(pos: int, text: str, typ: ItemType) -> NumberNode:
             float64=float(rune),
         )
     if typ == ItemType.COMPLEX:
-        return _simplify_complex(pos, text, _parse_complex(text))
+        return _simplify_complex(pos, text, value=_parse_complex(text))
     if text.endswith("i"):
         try:
             imaginary = parse_float(text[:-1])
         except LiteralError:
             pass
         else:
-            return _simplify_complex(pos, text, complex(0, imaginary))
+            return _simplify_complex(pos, text, value=complex(0, imaginary))
     is_int = is_uint = is_float = False
     int64 = uint64 = 0
     float64 = 0.0
@@ -589,7 +588,7 @@ def _parse_complex(text: str) -> complex:
     raise LiteralError("expected integer")
 
 
-def _simplify_complex(pos: int, text: str, value: complex) -> NumberNode:
+def _simplify_complex(pos: int, text: str, *, value: complex) -> NumberNode:
     is_float = value.imag == 0
     is_int = is_uint = False
     int64 = uint64 = 0

@@ -92,7 +92,7 @@ def _untitle(text: str) -> str:
     return "".join(out)
 
 
-def _byte_slice(text: str, start: int, end: int) -> str:
+def _byte_slice(text: str, *, start: int, end: int) -> str:
     data = _bytes(text)
     if start < 0 or end > len(data) or start > end:
         raise FunctionError(f"runtime error: slice bounds out of range [{start}:{end}]")
@@ -102,18 +102,18 @@ def _byte_slice(text: str, start: int, end: int) -> str:
 def _substr(start: int, end: int, text: str) -> str:
     length = len(_bytes(text))
     if start < 0:
-        return _byte_slice(text, 0, end)
+        return _byte_slice(text, start=0, end=end)
     if end < 0 or end > length:
-        return _byte_slice(text, start, length)
-    return _byte_slice(text, start, end)
+        return _byte_slice(text, start=start, end=length)
+    return _byte_slice(text, start=start, end=end)
 
 
 def _trunc(count: int, text: str) -> str:
     length = len(_bytes(text))
     if count < 0 and length + count > 0:
-        return _byte_slice(text, length + count, length)
+        return _byte_slice(text, start=length + count, end=length)
     if count >= 0 and length > count:
-        return _byte_slice(text, 0, count)
+        return _byte_slice(text, start=0, end=count)
     return text
 
 

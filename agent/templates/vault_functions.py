@@ -44,7 +44,7 @@ def _checked_path(path: str, *, operation: str) -> str:
 
 
 def _answer(
-    context: RenderContext, key: tuple[str, str, tuple[tuple[str, str], ...]], fetch: Any
+    context: RenderContext, key: tuple[str, str, tuple[tuple[str, str], ...]], *, fetch: Any
 ) -> Any:
     if key not in context.vault_answers:
         context.vault_answers[key] = fetch()
@@ -62,7 +62,7 @@ def _secret(context: RenderContext, *arguments: str) -> Any:
         secret = context.backend.secret(path, params)
         return dataclasses.replace(secret, data=from_vault(secret.data))
 
-    return _answer(context, key, fetch)
+    return _answer(context, key, fetch=fetch)
 
 
 def _secrets(context: RenderContext, path: str) -> GoStringSlice:
@@ -72,7 +72,7 @@ def _secrets(context: RenderContext, path: str) -> GoStringSlice:
     return _answer(  # type: ignore[no-any-return]
         context,
         ("secrets", normalized, ()),
-        lambda: GoStringSlice(context.backend.secrets(normalized)),
+        fetch=lambda: GoStringSlice(context.backend.secrets(normalized)),
     )
 
 
@@ -103,7 +103,9 @@ def _pki_cert(context: RenderContext, *arguments: str) -> Any:
     params = parse_params(arguments[1:])
     path = _checked_path(arguments[0], operation="read")
     key = ("pkiCert", path, tuple(sorted(params.items())))
-    return _answer(context, key, lambda: pem_encoded(context.backend.pki_cert(path, params).data))
+    return _answer(
+        context, key, fetch=lambda: pem_encoded(context.backend.pki_cert(path, params).data)
+    )
 
 
 VAULT_FUNCTIONS: tuple[Function, ...] = (
