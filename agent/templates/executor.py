@@ -11,7 +11,6 @@ depth limit of 64 rather than 100000 (Python recursion); error messages never sh
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
@@ -52,8 +51,6 @@ from agent.templates.values import (
     struct_view,
     type_name,
 )
-
-logger = logging.getLogger(__name__)
 
 MAX_TEMPLATE_DEPTH: Final = 64
 

@@ -32,7 +32,7 @@ class ArgType(enum.Enum):
     MAP = "map[string]interface {}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderContext:
     """What functions may use during one render; never shared between renders."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.templates.backend import Dependency, SecretBackend
 from agent.templates.dependencies import find_dependencies
-from agent.templates.errors import TemplateExecError
+from agent.templates.errors import TemplateExecError, TemplateParseError
 from agent.templates.executor import Program
 from agent.templates.funcmap import FUNCTIONS
 from agent.templates.funcspec import RenderContext
@@ -57,13 +57,17 @@ def parse(
     name: str, text: str, *, left_delimiter: str = "{{", right_delimiter: str = "}}"
 ) -> Template:
     """Parse ``text`` as a Go template named ``name`` (the name errors report)."""
-    trees = parse_trees(
-        name,
-        text,
-        functions=FUNCTIONS,
-        left_delimiter=left_delimiter,
-        right_delimiter=right_delimiter,
-    )
+    try:
+        trees = parse_trees(
+            name,
+            text,
+            functions=FUNCTIONS,
+            left_delimiter=left_delimiter,
+            right_delimiter=right_delimiter,
+        )
+    except RecursionError:
+        # Go has no limit here; Python's stack has, a few hundred levels of nesting down.
+        raise TemplateParseError(f"template: {name}: actions nested too deeply") from None
     return Template(
         name=name, program=Program(name=name, text=text, trees=trees, functions=FUNCTIONS)
     )

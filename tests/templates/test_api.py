@@ -344,6 +344,12 @@ def test_data_nested_too_deeply_is_a_template_error() -> None:
         render("t", "{{ . }}", backend=FakeVault(), data=data)
 
 
+def test_nesting_too_deep_for_python_is_a_template_error() -> None:
+    text = "{{ if 1 }}" * 400 + "x" + "{{ end }}" * 400
+    with pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"):
+        parse("deep", text)
+
+
 def test_go_1_22_range_over_an_integer() -> None:
     assert render("t", "{{ range $i := 3 }}{{ $i }}{{ end }}", backend=FakeVault()) == "012"
     assert render("t", "{{ range 0 }}x{{ else }}none{{ end }}", backend=FakeVault()) == "none"
