@@ -22,6 +22,7 @@ from agent.templates.values import (
     JsonNumber,
     NilPointer,
     is_true,
+    pointee_type_name,
     struct_view,
     type_name,
 )
@@ -47,7 +48,7 @@ def _len(item: Any) -> int:
         return len(item.encode("utf-8", "surrogateescape"))
     if isinstance(item, list | tuple | Mapping):
         return len(item)
-    raise FunctionError(f"len of type {type_name(item)}")
+    raise FunctionError(f"len of type {pointee_type_name(item)}")
 
 
 def _index_arg(index: Any, cap: int) -> int:
@@ -87,7 +88,7 @@ def _index(item: Any, *indexes: Any) -> Any:
             # A missing key gives the zero value of the element type: a nil interface.
             item = item.get(index)
         else:
-            raise FunctionError(f"can't index item of type {type_name(item)}")
+            raise FunctionError(f"can't index item of type {pointee_type_name(item)}")
     return item
 
 

@@ -21,7 +21,7 @@ from agent.templates.values import (
     MISSING,
     JsonNumber,
     NilPointer,
-    PemEncoded,
+    NilStringSlice,
     struct_view,
 )
 
@@ -76,11 +76,7 @@ def _struct_fields(value: Any) -> list[tuple[str, Any]] | None:
     view = struct_view(value)
     if view is None:
         return None
-    fields = [(name, getter(value)) for name, getter in view.fields]
-    if isinstance(value, PemEncoded):
-        return fields
-    # A Secret's Warnings is nil in Go unless Vault sent some.
-    return [(name, None if name == "Warnings" and not item else item) for name, item in fields]
+    return [(name, getter(value)) for name, getter in view.fields]
 
 
 def encode(value: Any, *, escape_html: bool = True, indent: str | None = None) -> str:
@@ -93,7 +89,7 @@ def encode(value: Any, *, escape_html: bool = True, indent: str | None = None) -
 def _encode_into(
     parts: list[str], value: Any, *, escape_html: bool, indent: str | None, depth: int
 ) -> None:
-    if value is None or value is MISSING or isinstance(value, NilPointer):
+    if value is None or value is MISSING or isinstance(value, NilPointer | NilStringSlice):
         parts.append("null")
     elif isinstance(value, bool):
         parts.append("true" if value else "false")

@@ -297,7 +297,11 @@ class _Printer:
             self.fmt_s(type_name(arg))
             return
         if verb == "p":
-            self.bad_verb(verb, arg)
+            if isinstance(arg, NilPointer):
+                self.fmt_nil_pointer(arg, verb)
+            else:
+                # Addresses of maps, slices and pointers are not stable; nothing prints them.
+                self.bad_verb(verb, arg)
             return
         self.print_value(arg, verb, depth=0)
 
@@ -337,10 +341,7 @@ class _Printer:
             self.print_list(value, verb, depth=depth)
             return
         if isinstance(value, NilPointer):
-            if flags.sharp_v:
-                self.out.append(f"({value.type_name})(nil)")
-            else:
-                self.pad("<nil>")
+            self.fmt_nil_pointer(value, verb)
             return
         view = struct_view(value)
         if view is not None:
@@ -359,6 +360,20 @@ class _Printer:
             return
         # Functions print as their address in Go; there is no stable equivalent.
         self.pad("0x0")
+
+    def fmt_nil_pointer(self, value: NilPointer, verb: str) -> None:
+        """fmt's fmtPointer for a nil pointer: <nil>, or its address 0 for the integer verbs."""
+        if verb == "v":
+            if self.flags.sharp_v:
+                self.out.append(f"({value.type_name})(nil)")
+            else:
+                self.pad("<nil>")
+        elif verb == "p":
+            self.pad("0x0")
+        elif verb in ("b", "o", "d", "x", "X"):
+            self.fmt_integer(0, verb, arg=value)
+        else:
+            self.bad_verb(verb, value)
 
     def print_map(self, value: Mapping[Any, Any], verb: str, *, depth: int) -> None:
         sharp_v = self.flags.sharp_v

@@ -76,6 +76,12 @@ class GoStringSlice(list[str]):
     __slots__ = ()
 
 
+class NilStringSlice(GoStringSlice):
+    """A nil ``[]string``: empty, but JSON ``null`` (a Secret's Warnings when Vault sent none)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class NilPointer:
     """A typed nil pointer to a struct, such as ``Secret.Auth``: prints ``<nil>``, is false."""
@@ -112,6 +118,10 @@ class StructView:
         raise KeyError(name)
 
 
+def _string_slice(items: tuple[str, ...]) -> GoStringSlice:
+    return GoStringSlice(items) if items else NilStringSlice()
+
+
 _SECRET_AUTH = NilPointer(
     "*dependency.SecretAuth",
     ("ClientToken", "Accessor", "Policies", "Metadata", "LeaseDuration", "Renewable"),
@@ -129,7 +139,7 @@ STRUCT_VIEWS: Final[dict[type, StructView]] = {
             ("LeaseDuration", lambda secret: secret.lease_duration),
             ("Renewable", lambda secret: secret.renewable),
             ("Data", lambda secret: secret.data),
-            ("Warnings", lambda secret: GoStringSlice(secret.warnings)),
+            ("Warnings", lambda secret: _string_slice(secret.warnings)),
             ("Auth", lambda _secret: _SECRET_AUTH),
             ("WrapInfo", lambda _secret: _SECRET_WRAP_INFO),
         ),
@@ -142,7 +152,7 @@ STRUCT_VIEWS: Final[dict[type, StructView]] = {
             ("Cert", lambda pem: pem.cert),
             ("Key", lambda pem: pem.key),
             ("CA", lambda pem: pem.ca),
-            ("CAChain", lambda pem: GoStringSlice(pem.ca_chain)),
+            ("CAChain", lambda pem: _string_slice(pem.ca_chain)),
         ),
         # consul-template gives PemEncoded a Data method so `.Data.Cert` works like `.Cert`.
         methods={"Data": lambda pem: pem},
@@ -153,6 +163,14 @@ STRUCT_VIEWS: Final[dict[type, StructView]] = {
 
 def struct_view(value: Any) -> StructView | None:
     return STRUCT_VIEWS.get(type(value))
+
+
+def pointee_type_name(value: Any) -> str:
+    """The type name after Go's indirect(): a pointer to a struct names the struct."""
+    view = struct_view(value)
+    if view is not None:
+        return view.type_name.lstrip("*")
+    return type_name(value)
 
 
 def is_map(value: Any) -> bool:

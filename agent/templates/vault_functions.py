@@ -16,7 +16,7 @@ from agent.templates.backend import Secret
 from agent.templates.errors import REDACTED, FunctionError
 from agent.templates.funcspec import ArgType, Function, RenderContext
 from agent.templates.gofmt import quote
-from agent.templates.values import GoStringSlice, PemEncoded, from_vault
+from agent.templates.values import GoStringSlice, NilStringSlice, PemEncoded, from_vault
 
 
 def normalize_path(path: str) -> str:
@@ -67,7 +67,7 @@ def _secret(context: RenderContext, *arguments: str) -> Any:
 
 def _secrets(context: RenderContext, path: str) -> GoStringSlice:
     if path == "":
-        return GoStringSlice()
+        return NilStringSlice()
     normalized = _checked_path(path, operation="list")
     return _answer(  # type: ignore[no-any-return]
         context,
