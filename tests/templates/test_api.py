@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Mapping
@@ -362,3 +363,17 @@ def test_go_1_23_else_with() -> None:
     assert render("t", text, backend=FakeVault(), data={"a": "A", "b": "B"}) == "a=A"
     assert render("t", text, backend=FakeVault(), data={"b": "B"}) == "b=B"
     assert render("t", text, backend=FakeVault(), data={}) == "none"
+
+
+def test_binary_output_encodes_back_to_the_exact_bytes() -> None:
+    # base64Decode of a keystore yields bytes that are not UTF-8; Go writes them as they are.
+    # The text keeps them as surrogate escapes, so encoding with surrogateescape restores them.
+    keystore = bytes(range(256))
+    encoded = base64.b64encode(keystore).decode("ascii")
+    vault = FakeVault({"secret/data/jks": Secret(data={"data": {"keystore": encoded}})})
+    text = render(
+        "t",
+        '{{ with secret "secret/data/jks" }}{{ .Data.data.keystore | base64Decode }}{{ end }}',
+        backend=vault,
+    )
+    assert text.encode("utf-8", "surrogateescape") == keystore
