@@ -34,11 +34,13 @@ def _diff(original: Any, mutated: Any, path: str, operations: list[Operation]) -
             if key not in mutated:
                 operations.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
         for key, value in mutated.items():
-            where = f"{path}/{_escape(key)}"
             if key in original:
-                _diff(original[key], value, where, operations)
+                before = original[key]
+                # Most members are shared with the original: skip them before building a path.
+                if before is not value:
+                    _diff(before, value, f"{path}/{_escape(key)}", operations)
             else:
-                operations.append({"op": "add", "path": where, "value": value})
+                operations.append({"op": "add", "path": f"{path}/{_escape(key)}", "value": value})
         return
     if isinstance(original, list) and isinstance(mutated, list):
         _diff_list(original, mutated, path, operations)
@@ -48,10 +50,13 @@ def _diff(original: Any, mutated: Any, path: str, operations: list[Operation]) -
 
 
 def _names(items: list[Any]) -> list[str] | None:
-    names = [item.get("name") if isinstance(item, dict) else None for item in items]
-    if all(isinstance(name, str) for name in names):
-        return [str(name) for name in names]
-    return None
+    names: list[str] = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            return None
+        names.append(name)
+    return names
 
 
 def _named_insertion(
@@ -65,7 +70,9 @@ def _named_insertion(
     added = len(mutated) - len(original)
     if new_names[: len(original)] == old_names:
         for index, before in enumerate(original):
-            _diff(before, mutated[index], f"{path}/{index}", operations)
+            after = mutated[index]
+            if before is not after:
+                _diff(before, after, f"{path}/{index}", operations)
         operations.extend(
             {"op": "add", "path": f"{path}/{index}", "value": mutated[index]}
             for index in range(len(original), len(mutated))
@@ -77,7 +84,9 @@ def _named_insertion(
             for index in range(added)
         )
         for index, before in enumerate(original):
-            _diff(before, mutated[index + added], f"{path}/{index + added}", operations)
+            after = mutated[index + added]
+            if before is not after:
+                _diff(before, after, f"{path}/{index + added}", operations)
         return True
     return False
 
@@ -88,7 +97,8 @@ def _diff_list(
     old_length, new_length = len(original), len(mutated)
     if old_length == new_length:
         for index, (before, after) in enumerate(zip(original, mutated, strict=True)):
-            _diff(before, after, f"{path}/{index}", operations)
+            if before is not after:
+                _diff(before, after, f"{path}/{index}", operations)
         return
     if new_length > old_length and _named_insertion(original, mutated, path, operations):
         return
