@@ -10,6 +10,11 @@ p50/p99 latency for each, plus the mutate/floor throughput ratio.
 
 The load generator runs on the same 2 cores as the servers (asyncio, raw HTTP/1.1), so absolute
 numbers include its cost; the ratio to the floor is the figure that travels between machines.
+Each row also reports the CPU time the server processes (gunicorn master and workers, read from
+/proc) and the client processes spent per admission: unlike throughput, these barely move when
+another job shares the machine, so they show where a change went.
+The webhook logs at its production default (info: one JSON line per admission, to /dev/null
+here), because admins keep that line on. The 1-minute load average is printed before and after.
 Targets (issue 2): mutate throughput >= 60% of the floor, p99 < 25 ms at 16 connections, no errors.
 """
 
@@ -146,6 +151,56 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_seconds: float
+    client_cpu_seconds: float
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[3])  # field 6: session id
+
+
+def _server_pids(port: int) -> list[int]:
+    """The gunicorn master serving ``port`` and its workers: running_server starts the master
+    in a session of its own, so every process in that session belongs to the server."""
+    needle = f"127.0.0.1:{port}".encode()
+    sessions = {
+        int(entry.name): _session_of(int(entry.name))
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+    }
+    masters = {
+        pid for pid, session in sessions.items() if session == pid and needle in _cmdline(pid)
+    }
+    return [pid for pid, session in sessions.items() if session in masters]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _CLOCK_TICKS
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
 async def _connection(
@@ -179,8 +234,9 @@ async def _connection(
 
 def _client_process(
     port: int, connections: int, seconds: float, ca_file: str, load: tuple[bytes, bytes]
-) -> tuple[int, list[float]]:
+) -> tuple[int, list[float], float]:
     body, expect = load
+    started = time.process_time()
 
     async def run() -> tuple[int, list[float]]:
         deadline = time.monotonic() + seconds
@@ -198,7 +254,8 @@ def _client_process(
                 latencies += result[1]
         return errors, latencies
 
-    return asyncio.run(run())
+    errors, latencies = asyncio.run(run())
+    return errors, latencies, time.process_time() - started
 
 
 def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: bytes) -> Result:
@@ -208,12 +265,22 @@ def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: 
         concurrency // processes + (1 if i < concurrency % processes else 0)
         for i in range(processes)
     ]
+    server = _server_pids(port)
     with multiprocessing.get_context("fork").Pool(processes) as pool:
+        server_before = _cpu_seconds(server)
         outcomes = pool.starmap(
             _client_process, [(port, share, seconds, ca_file, (body, expect)) for share in shares]
         )
-    latencies = [value for _, values in outcomes for value in values]
-    return Result(len(latencies), sum(errors for errors, _ in outcomes), seconds, latencies)
+        server_cpu = _cpu_seconds(server) - server_before
+    latencies = [value for _, values, _ in outcomes for value in values]
+    return Result(
+        requests=len(latencies),
+        errors=sum(errors for errors, _, _ in outcomes),
+        seconds=seconds,
+        latencies_ms=latencies,
+        server_cpu_seconds=server_cpu,
+        client_cpu_seconds=sum(cpu for _, _, cpu in outcomes),
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -252,27 +319,33 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--workers", default="2", help="AGENT_INJECT_WORKERS for both servers")
     parser.add_argument("--threads", default="1", help="AGENT_INJECT_THREADS for both servers")
+    parser.add_argument(
+        "--log-level", default="info", help="AGENT_INJECT_LOG_LEVEL (info: the production line)"
+    )
     arguments = parser.parse_args()
+    load_before = load_average()
+    rows: dict[tuple[str, int], Result] = {}
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as directory:
         tls = write_tls_files(Path(directory))
         env = server_environment(
             tls,
-            AGENT_INJECT_LOG_LEVEL="warn",
+            AGENT_INJECT_LOG_LEVEL=arguments.log_level,
             AGENT_INJECT_WORKERS=arguments.workers,
             AGENT_INJECT_THREADS=arguments.threads,
         )
-        targets = {
-            "mutate": ([sys.executable, "-m", "webhook", "serve"], b'"patch"'),
-            "floor": (
-                [sys.executable, str(Path(__file__).resolve()), "--serve-floor"],
-                b'"allowed"',
-            ),
-        }
-        rows: dict[tuple[str, int], Result] = {}
-        for name, (command, expect) in targets.items():
-            with running_server(env, command=command, port=free_port()) as port:
+        mutate_command = [sys.executable, "-m", "webhook", "serve"]
+        floor_command = [sys.executable, str(Path(__file__).resolve()), "--serve-floor"]
+        with (
+            running_server(env, command=mutate_command, port=free_port()) as mutate_port,
+            running_server(env, command=floor_command, port=free_port()) as floor_port,
+        ):
+            targets = {"mutate": (mutate_port, b'"patch"'), "floor": (floor_port, b'"allowed"')}
+            for port, expect in targets.values():
                 drive(port, concurrency=4, seconds=1.0, ca_file=str(tls.ca_file), expect=expect)
-                for concurrency in arguments.concurrency:
+            # Both targets at one level back to back, so a neighbour's job that starts mid-run
+            # skews one level of both rather than every level of one target.
+            for concurrency in arguments.concurrency:
+                for name, (port, expect) in targets.items():
                     rows[(name, concurrency)] = drive(
                         port,
                         concurrency=concurrency,
@@ -283,16 +356,31 @@ def main() -> int:
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"{arguments.seconds:.0f} s per row, "
-        f"{arguments.workers} workers x {arguments.threads} threads"
+        f"{arguments.workers} workers x {arguments.threads} threads, "
+        f"log level {arguments.log_level}; "
+        f"load average (1 min) {load_before:.2f} before, {load_average():.2f} after"
     )
-    header = ("target", "conns", "requests", "errors", "adm/s", "p50 ms", "p99 ms")
-    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8}".format(*header))
-    for (name, concurrency), result in rows.items():
+    header = (
+        "target",
+        "conns",
+        "requests",
+        "errors",
+        "adm/s",
+        "p50 ms",
+        "p99 ms",
+        "server us/adm",
+        "client us/adm",
+    )
+    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8} {:>13} {:>13}".format(*header))
+    for (name, concurrency), result in sorted(rows.items()):
         rate = result.requests / result.seconds
+        per_admission = 1e6 / max(1, result.requests)
         print(
             f"{name:<8} {concurrency:>5} {result.requests:>9} {result.errors:>6} {rate:>8.0f} "
             f"{statistics.median(result.latencies_ms or [float('nan')]):>8.2f} "
-            f"{percentile(result.latencies_ms, 0.99):>8.2f}"
+            f"{percentile(result.latencies_ms, 0.99):>8.2f} "
+            f"{result.server_cpu_seconds * per_admission:>13.0f} "
+            f"{result.client_cpu_seconds * per_admission:>13.0f}"
         )
     verdicts = []
     for concurrency in arguments.concurrency:
