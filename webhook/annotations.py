@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -296,14 +297,23 @@ def short_key(key: str) -> str:
     return key.removeprefix(PREFIX)
 
 
+# Every group, longest secret group first, then the parameter groups: one pattern tries them in
+# that order, and a group must be followed by a name (the lookahead backtracks into the next
+# group otherwise, so agent-inject-template-file- alone is template "file-").
+_GROUP_PATTERN = re.compile(
+    "(?:" + "|".join(re.escape(group) for group in SECRET_GROUPS + PARAMETER_GROUPS) + ")(?=.)",
+    re.DOTALL,
+)
+
+
 def classify(key: str) -> tuple[str, str] | None:
     """(group prefix, name) for a grouped key, ("", key) for a fixed key, None if unknown."""
     if key in FIXED_KEYS:
         return ("", key)
-    for group in SECRET_GROUPS + PARAMETER_GROUPS:
-        if key.startswith(group) and len(key) > len(group):
-            return (group, key[len(group) :])
-    return None
+    match = _GROUP_PATTERN.match(key)
+    if match is None:
+        return None
+    return (match.group(), key[match.end() :])
 
 
 def suggest(key: str) -> str | None:
@@ -326,12 +336,20 @@ def suggest(key: str) -> str | None:
 
 
 def unknown_key_warnings(annotations: Mapping[str, str]) -> list[str]:
+    return _unknown_key_warnings(classify_keys(annotations))
+
+
+def classify_keys(annotations: Iterable[str]) -> dict[str, tuple[str, str] | None]:
+    """``classify`` of every key under the prefix (the others are not ours)."""
+    return {key: classify(key) for key in annotations if key.startswith(PREFIX)}
+
+
+def _unknown_key_warnings(classified: Mapping[str, tuple[str, str] | None]) -> list[str]:
     warnings = []
-    for key in sorted(annotations):
-        if key.startswith(PREFIX) and classify(key) is None:
-            suggestion = suggest(key)
-            hint = f"; did you mean {short_key(suggestion)}?" if suggestion else ""
-            warnings.append(f"{key}: unknown annotation, ignored{hint}")
+    for key in sorted(key for key, kind in classified.items() if kind is None):
+        suggestion = suggest(key)
+        hint = f"; did you mean {short_key(suggestion)}?" if suggestion else ""
+        warnings.append(f"{key}: unknown annotation, ignored{hint}")
     return warnings
 
 
@@ -374,6 +392,9 @@ class _Parser:
             if isinstance(key, str) and isinstance(value, str)
         }
         self.own = own
+        # Classified once: the unknown-key warnings, the secret names and the orphan warnings
+        # all need it.
+        self.classified = classify_keys(own)
         self.annotations: dict[str, str] = {**settings.default_annotations, **own}
         self.settings = settings
         self.namespace = namespace
@@ -466,7 +487,7 @@ class _Parser:
     # --- the whole pod -------------------------------------------------------------------------
 
     def parse(self) -> ParseResult:
-        self.warnings.extend(unknown_key_warnings(self.own))
+        self.warnings.extend(_unknown_key_warnings(self.classified))
         if self.namespace in ("kube-system", "kube-public"):
             self.errors.append(
                 f"injection into namespace {self.namespace} is not allowed: it holds the "
@@ -832,15 +853,12 @@ class _Parser:
 
     def secret_names(self) -> list[str]:
         """Raw names (as written in the keys) of every secret, sorted for a stable order."""
-        names = set()
-        for key, value in self.own.items():
-            for group in DEFINING_GROUPS:
-                if key.startswith(group) and len(key) > len(group) and value.strip():
-                    # Longest matching defining group wins (template-file before template).
-                    classified = classify(key)
-                    if classified and classified[0] in DEFINING_GROUPS:
-                        names.add(classified[1])
-                    break
+        # The longest matching group wins (template-file before template), as classify says.
+        names = {
+            kind[1]
+            for key, kind in self.classified.items()
+            if kind is not None and kind[0] in DEFINING_GROUPS and self.own[key].strip()
+        }
         return sorted(names)
 
     def templates(
@@ -962,8 +980,8 @@ class _Parser:
         return SignalTarget(signal=signal_name, process_name=process)
 
     def orphan_group_warnings(self, names: set[str]) -> None:
-        for key in sorted(self.own):
-            classified = classify(key)
+        for key in sorted(self.classified):
+            classified = self.classified[key]
             if classified is None or classified[0] not in SECRET_GROUPS:
                 continue
             group, raw = classified

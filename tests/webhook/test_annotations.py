@@ -6,6 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.webhook.support import (
     SETTINGS,
@@ -15,6 +17,9 @@ from tests.webhook.support import (
 )
 from webhook.annotations import (
     FIXED_KEYS,
+    PARAMETER_GROUPS,
+    PREFIX,
+    SECRET_GROUPS,
     InjectionSpec,
     ParseResult,
     classify,
@@ -722,3 +727,40 @@ def test_suggestions_only_come_when_a_key_is_close() -> None:
     assert suggest("vault.hashicorp.com/completely-unrelated-thing") is None
     assert "vault.hashicorp.com/agent-inject" in FIXED_KEYS
     assert "vault.hashicorp.com/" not in FIXED_KEYS
+
+
+def _classify_by_hand(key: str) -> tuple[str, str] | None:
+    """What classify means, written plainly: the first group (longest secret group first, then
+    the parameter groups) that the key starts with and that a name follows."""
+    if key in FIXED_KEYS:
+        return ("", key)
+    for group in SECRET_GROUPS + PARAMETER_GROUPS:
+        if key.startswith(group) and len(key) > len(group):
+            return (group, key[len(group) :])
+    return None
+
+
+# Pieces of group names, so that random keys hit exact groups, groups inside groups and names
+# that look like groups (agent-inject-template-file-, agent-inject-secret-file-x, ...).
+KEY_PIECES = sorted(
+    {group.removeprefix(PREFIX) for group in SECRET_GROUPS + PARAMETER_GROUPS}
+    | {"agent-", "inject-", "template-", "file-", "secret", "-", "x", "Db", "\n", "token"}
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(KEY_PIECES), max_size=4).map("".join),
+    st.sampled_from([PREFIX, "", "example.com/"]),
+)
+def test_classify_takes_the_first_group_that_a_name_follows(tail: str, prefix: str) -> None:
+    key = prefix + tail
+    assert classify(key) == _classify_by_hand(key)
+
+
+@pytest.mark.parametrize(
+    "group", [pytest.param(group, id=group) for group in SECRET_GROUPS + PARAMETER_GROUPS]
+)
+def test_a_group_without_a_name_is_not_that_group(group: str) -> None:
+    assert classify(group) == _classify_by_hand(group)
+    assert classify(group) is None or classify(group) != (group, "")
