@@ -120,23 +120,6 @@ def _agent_mounts(spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]) -> l
     return mounts
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _plain(value: Any) -> Any:
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    names = _field_names(kind)
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
@@ -151,10 +134,33 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
     return _FIELD_NAMES[kind]
 
 
+def _json_object(value: Any) -> Any:
+    """json's ``default`` hook: a dataclass as a dict of its fields, any other Mapping as a dict.
+    What ``dataclasses.asdict`` gives, without copying every leaf."""
+    names = _field_names(type(value))
+    if names is not None:
+        # A dataclass instance keeps exactly its fields in __dict__ unless something else was
+        # set on it; checking the size is enough, since every field is always set.
+        attributes = getattr(value, "__dict__", None)
+        if attributes is not None and len(attributes) == len(names):
+            return attributes
+        return {name: getattr(value, name) for name in names}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder walks the whole configuration and calls back only for the dataclasses. A
+# configuration is a tree of frozen values built bottom up, so it cannot be circular.
+_CONFIG_ENCODER = json.JSONEncoder(
+    default=_json_object, sort_keys=True, separators=(",", ":"), check_circular=False
+)
+
+
 def config_json(config: AgentConfig) -> str:
-    """Byte for byte ``AgentConfig.to_json()``, several times faster: ``dataclasses.asdict``
+    """Byte for byte ``AgentConfig.to_json()``, about twice as fast: ``dataclasses.asdict``
     deep-copies every leaf, and this runs in every pod creation."""
-    return json.dumps(_plain(config), sort_keys=True, separators=(",", ":"))
+    return _CONFIG_ENCODER.encode(config)
 
 
 def _environment(spec: InjectionSpec, config_document: str | None) -> list[dict[str, Any]]:

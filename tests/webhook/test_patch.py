@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, get_args, get_origin, get_type_hints
 
 import jsonpatch
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.config import AgentConfig
 from tests.webhook.support import SETTINGS, annotated, app_container, make_pod
 from webhook.annotations import parse
 from webhook.containers import config_json
@@ -89,3 +92,40 @@ def test_the_fast_config_serializer_writes_exactly_what_the_agent_contract_write
     assert spec is not None
     assert spec.agent_config is not None
     assert config_json(spec.agent_config) == spec.agent_config.to_json()
+
+
+def _every_field(cls: type[Any]) -> st.SearchStrategy[Any]:
+    """``cls`` with every field drawn (st.builds alone leaves defaulted fields at their default),
+    nested configuration classes included."""
+    hints = get_type_hints(cls)
+    drawn: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        nested = [
+            option
+            for option in (hint, *get_args(hint))
+            if isinstance(option, type) and dataclasses.is_dataclass(option)
+        ]
+        if get_origin(hint) is tuple:
+            drawn[field.name] = st.lists(_every_field(get_args(hint)[0]), max_size=3).map(tuple)
+        elif nested:
+            strategy = _every_field(nested[0])
+            drawn[field.name] = strategy | st.none() if type(None) in get_args(hint) else strategy
+        elif get_origin(hint) is Mapping:
+            # to_json, the contract, takes params as a dict (asdict copies no other mapping).
+            drawn[field.name] = st.dictionaries(st.text(), st.text(), max_size=3)
+        else:
+            drawn[field.name] = st.from_type(hint)
+    return st.builds(cls, **drawn)
+
+
+# Any values, not only what the parser makes: non-ASCII text, NaN and infinities, params.
+any_agent_config = _every_field(AgentConfig)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_agent_config)
+def test_the_fast_config_serializer_matches_the_contract_for_any_configuration(
+    config: AgentConfig,
+) -> None:
+    assert config_json(config) == config.to_json()
