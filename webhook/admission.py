@@ -29,6 +29,13 @@ MAX_WARNINGS = 20
 POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
 
 
+# Built once: json.dumps with options builds an encoder per call. The operations hold parts of a
+# decoded JSON document and fresh dicts, which cannot be circular.
+_PATCH_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_REVIEW_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_PATCH_PLACEHOLDER = '"patch":""'
+
+
 class ReviewError(ValueError):
     """The document is not an AdmissionReview request; the message is safe to return."""
 
@@ -171,11 +178,25 @@ class Reviewer:
         except InjectionError as error:
             return _refusal(api_version, uid, namespace, error.problems, list(result.warnings))
         operations = diff(pod, mutated)
-        patch = base64.b64encode(json.dumps(operations, separators=(",", ":")).encode()).decode()
+        patch = base64.b64encode(_PATCH_ENCODER.encode(operations).encode()).decode()
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
         )
         return ReviewOutcome(answer, "injected", namespace, kind=result.spec.mode)
+
+
+def review_json(review: AdmissionReview) -> str:
+    """``json.dumps(review, separators=(",", ":"))``, without escaping the patch: base64 needs no
+    escaping, and scanning its ten-odd kilobytes for characters to escape was a tenth of the
+    cost of an admission."""
+    response = review["response"]
+    patch = response.get("patch")
+    if patch is None:
+        return _REVIEW_ENCODER.encode(review)
+    without_patch = {**review, "response": {**response, "patch": ""}}
+    # Quotes inside JSON strings are escaped, so the placeholder can only be the key itself.
+    head, tail = _REVIEW_ENCODER.encode(without_patch).split(_PATCH_PLACEHOLDER, 1)
+    return f'{head}"patch":"{patch}"{tail}'
 
 
 def _annotations(pod: Mapping[str, Any]) -> dict[str, str]:

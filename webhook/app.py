@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
-from webhook.admission import Reviewer, ReviewError
+from webhook.admission import Reviewer, ReviewError, review_json
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +117,18 @@ def _mutate(reviewer: Reviewer, started: float) -> Response:
         metrics.INJECTIONS.labels(namespace=outcome.namespace, kind=outcome.kind).inc()
     elif outcome.result == "refused":
         metrics.FAILURES.labels(namespace=outcome.namespace, reason="refused").inc()
-    logger.info(
-        "admission %s",
-        outcome.result,
-        extra={
-            "uid": outcome.review["response"]["uid"],
-            "namespace": outcome.namespace,
-            "pod": outcome.pod,
-            "result": outcome.result,
-            "kind": outcome.kind or None,
-            "detail": outcome.detail or None,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        },
-    )
-    payload = json.dumps(outcome.review, separators=(",", ":"))
-    return Response(payload, mimetype=JSON_TYPE)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "admission %s",
+            outcome.result,
+            extra={
+                "uid": outcome.review["response"]["uid"],
+                "namespace": outcome.namespace,
+                "pod": outcome.pod,
+                "result": outcome.result,
+                "kind": outcome.kind or None,
+                "detail": outcome.detail or None,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+    return Response(review_json(outcome.review), mimetype=JSON_TYPE)

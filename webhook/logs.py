@@ -23,21 +23,37 @@ LEVELS = {
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record. Every admission writes a line, so the per-line work is kept
+    small: the encoder is built once and the date part of the time once per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+        # (whole second, its text), swapped as one tuple so that threads never mix two seconds.
+        self._second: tuple[int, str] = (-1, "")
+
+    def _time(self, created: float, msecs: float) -> str:
+        second = self._second
+        if second[0] != int(created):
+            second = (int(created), time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)))
+            self._second = second
+        return f"{second[1]}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": self._time(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        attributes = record.__dict__
         for name in CONTEXT_FIELDS:
-            value = record.__dict__.get(name)
+            value = attributes.get(name)
             if value is not None:
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return self._encoder.encode(entry)
 
 
 def configure(level: str = "info", log_format: str = "json") -> None:
