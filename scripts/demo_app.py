@@ -54,8 +54,10 @@ def log_in(credential: Credential) -> str:
 
 
 def short_reason(error: psycopg.Error) -> str:
-    """The first line of the server's message (it names the user, never the password)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """The server's own words (they name the user, never the password), without libpq's
+    "connection to server at ... failed" preamble."""
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return first_line.rpartition("FATAL:")[2].strip() or first_line
 
 
 class App:

@@ -318,10 +318,12 @@ def configure_app(
     database_ttls: tuple[int, int] | None = None,
     kv: Mapping[str, str] | None = None,
     extra_readable_paths: Sequence[str] = (),
+    auth_methods: Sequence[AuthMethod] = ("kubernetes", "jwt"),
     token_ttl: str = "1h",  # noqa: S107 - a duration
 ) -> VaultApp:
-    """Policy (read the app's own paths only), a kubernetes and a jwt role for the
-    ServiceAccount, and, as asked, a database role (default_ttl, max_ttl) and a KV v2 secret."""
+    """Policy (read the app's own paths only), a role for the ServiceAccount in each of
+    ``auth_methods`` (enabled beforehand), and, as asked, a database role (default_ttl, max_ttl)
+    and a KV v2 secret."""
     app = VaultApp(
         name=name,
         namespace=namespace,
@@ -340,17 +342,23 @@ def configure_app(
     vault.write_policy(
         name, "".join(f'path "{path}" {{\n  capabilities = ["read"]\n}}\n' for path in paths)
     )
-    vault.create_kubernetes_role(
-        name, namespace=namespace, service_account=service_account, policies=[name], ttl=token_ttl
-    )
-    vault.create_jwt_role(
-        name,
-        namespace=namespace,
-        service_account=service_account,
-        policies=[name],
-        audience=app.jwt_audience,
-        ttl=token_ttl,
-    )
+    if "kubernetes" in auth_methods:
+        vault.create_kubernetes_role(
+            name,
+            namespace=namespace,
+            service_account=service_account,
+            policies=[name],
+            ttl=token_ttl,
+        )
+    if "jwt" in auth_methods:
+        vault.create_jwt_role(
+            name,
+            namespace=namespace,
+            service_account=service_account,
+            policies=[name],
+            audience=app.jwt_audience,
+            ttl=token_ttl,
+        )
     return VaultApp(
         name=name,
         namespace=namespace,
@@ -436,7 +444,9 @@ class InjectionSummary:
     volumes: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    login: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> Iterator[str]:
         for title, items in (
@@ -444,7 +454,9 @@ class InjectionSummary:
             ("volumes", self.volumes),
             ("app mounts", self.mounts),
             ("files", self.files),
+            ("login", self.login),
             ("also", self.other),
+            ("warnings", self.warnings),
         ):
             for index, item in enumerate(items or ["none"]):
                 yield f"{title if index == 0 else '':<11} {item}"
@@ -452,7 +464,7 @@ class InjectionSummary:
 
 def _container_role(container: Mapping[str, Any], *, init: bool) -> str:
     if init and container.get("restartPolicy") == "Always":
-        probe = " (startup probe)" if "startupProbe" in container else ""
+        probe = " with a startup probe" if "startupProbe" in container else ""
         return "native sidecar" + probe
     return "init container" if init else "sidecar"
 
@@ -460,7 +472,7 @@ def _container_role(container: Mapping[str, Any], *, init: bool) -> str:
 def _identity(container: Mapping[str, Any]) -> str:
     context = container.get("securityContext") or {}
     user, group = context.get("runAsUser"), context.get("runAsGroup")
-    identity = f"uid {user}" if user is not None else "uid from the image"
+    identity = f"uid {user}" if user is not None else "uid of the image"
     if group is not None:
         identity += f" gid {group}"
     if context.get("readOnlyRootFilesystem"):
@@ -468,6 +480,16 @@ def _identity(container: Mapping[str, Any]) -> str:
     if (context.get("seccompProfile") or {}).get("type"):
         identity += ", seccomp " + context["seccompProfile"]["type"]
     return identity
+
+
+def _resources(container: Mapping[str, Any]) -> str:
+    resources = container.get("resources") or {}
+    parts = []
+    for kind in ("requests", "limits"):
+        values = resources.get(kind) or {}
+        if values:
+            parts.append(f"{kind} " + "/".join(str(values[key]) for key in sorted(values)))
+    return ", ".join(parts) or "no resources set"
 
 
 def _volume_kind(volume: Mapping[str, Any]) -> str:
@@ -492,57 +514,64 @@ def _volume_kind(volume: Mapping[str, Any]) -> str:
     return next((key for key in volume if key != "name"), "volume")
 
 
+def _agent_config(container: Mapping[str, Any]) -> dict[str, Any] | None:
+    for variable in container.get("env") or []:
+        if variable.get("name") == "VSI_AGENT_CONFIG":
+            config: dict[str, Any] = json.loads(variable["value"])
+            return config
+    return None
+
+
 def describe_injection(admission: Admission) -> InjectionSummary:
     """What the patch added, read off the pod before and after (not off the patch's paths)."""
     before, after = admission.pod, admission.mutated
-    summary = InjectionSummary()
+    summary = InjectionSummary(warnings=list(admission.warnings))
+    logins: dict[str, list[str]] = {}
     for field_name, init in (("initContainers", True), ("containers", False)):
         old = {c["name"]: c for c in before.get("spec", {}).get(field_name) or []}
         for container in after.get("spec", {}).get(field_name) or []:
             if container["name"] in old:
-                added = [
-                    mount
-                    for mount in container.get("volumeMounts") or []
-                    if mount not in (old[container["name"]].get("volumeMounts") or [])
-                ]
-                for mount in added:
+                for mount in container.get("volumeMounts") or []:
+                    if mount in (old[container["name"]].get("volumeMounts") or []):
+                        continue
                     access = "read-only" if mount.get("readOnly") else "read-write"
                     summary.mounts.append(
                         f"{container['name']}: {mount['mountPath']} ({mount['name']}, {access})"
                     )
                 continue
-            argv = " ".join(container.get("command") or ["<image entrypoint>"])
-            argv += " " + " ".join(container.get("args") or [])
             summary.containers.append(
                 f"{container['name']}: {_container_role(container, init=init)}, "
-                f"{container['image']} {argv.strip()}, {_identity(container)}"
+                f"{container['image']} args {' '.join(container.get('args') or [])}; "
+                f"{_identity(container)}; {_resources(container)}"
             )
-            for variable in container.get("env") or []:
-                if variable["name"] == "VSI_AGENT_CONFIG":
-                    config = json.loads(variable["value"])
-                    for template in config.get("templates", []):
-                        source = template.get("vault_path") or "(template)"
-                        summary.files.append(
-                            f"{template['destination']} <- {source} (mode {template['perms']:04o})"
-                        )
-                    auth = config.get("auth", {})
-                    summary.other.append(
-                        f"{container['name']} logs in with {auth.get('method')} auth "
-                        f"({auth.get('mount_path')}, role {auth.get('role')}) "
-                        f"using {auth.get('token_file')}"
-                    )
+            config = _agent_config(container)
+            if config is None:
+                continue
+            for template in config.get("templates", []):
+                line = (
+                    f"{template['destination']} <- {template.get('vault_path') or '(template)'} "
+                    f"(mode {template['perms']:04o})"
+                )
+                if line not in summary.files:
+                    summary.files.append(line)
+            auth = config.get("auth", {})
+            login = (
+                f"{auth.get('method')} auth at {auth.get('mount_path')}, role {auth.get('role')}, "
+                f"with the token in {auth.get('token_file')}"
+            )
+            logins.setdefault(login, []).append(container["name"])
+    summary.login.extend(f"{', '.join(names)}: {login}" for login, names in logins.items())
     old_volumes = {v["name"] for v in before.get("spec", {}).get("volumes") or []}
     for volume in after.get("spec", {}).get("volumes") or []:
         if volume["name"] not in old_volumes:
             summary.volumes.append(f"{volume['name']}: {_volume_kind(volume)}")
-    # The files are the same for the init container and the sidecar: list each once.
-    deduplicated_files = list(dict.fromkeys(summary.files))
-    summary.files.clear()
-    summary.files.extend(deduplicated_files)
     old_annotations = before.get("metadata", {}).get("annotations") or {}
     for key, value in (after.get("metadata", {}).get("annotations") or {}).items():
         if old_annotations.get(key) != value:
             summary.other.append(f"annotation {key}: {value}")
+    for key in ("shareProcessNamespace",):
+        if key in after.get("spec", {}) and before.get("spec", {}).get(key) != after["spec"][key]:
+            summary.other.append(f"spec.{key}: {after['spec'][key]}")
     return summary
 
 
