@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from tests.webhook.support import SETTINGS, annotated, make_pod, review_request
 from webhook.admission import Reviewer
 from webhook.app import create_app
-from webhook.logs import JsonFormatter
+from webhook.logs import CONTEXT_FIELDS, JsonFormatter
 
 GOLDEN = Path(__file__).parent / "golden"
 BASE = annotated(agent_inject="true", role="app", agent_inject_secret_db="database/creds/app")
@@ -158,3 +161,36 @@ def test_metrics_count_injections_refusals_and_bad_requests(client: FlaskClient)
     assert _sample("vsi_webhook_failures_total", bad) == before["bad"] + 1
     count = _sample("vsi_webhook_request_duration_seconds_count", latency)
     assert count == before["count"] + 4
+
+
+context_values = (
+    st.none()
+    | st.text()
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+    | st.lists(st.text(), max_size=2)
+    | st.builds(object)
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(dict.fromkeys(CONTEXT_FIELDS, context_values)),
+    st.text(),
+    st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]),
+)
+def test_the_json_formatter_writes_what_json_dumps_writes(
+    context: dict[str, Any], message: str, level: int
+) -> None:
+    record = logging.LogRecord("webhook.ünït", level, __file__, 1, "%s", (message,), None)
+    record.__dict__.update(context)
+    formatter = JsonFormatter()
+    expected: dict[str, Any] = {
+        "time": json.loads(formatter.format(record))["time"],
+        "level": logging.getLevelName(level).lower(),
+        "logger": "webhook.ünït",
+        "message": message,
+        **{name: context[name] for name in CONTEXT_FIELDS if context[name] is not None},
+    }
+    assert formatter.format(record) == json.dumps(expected, separators=(",", ":"), default=str)
