@@ -432,16 +432,21 @@ class Agent:
         action = self.dep_actions.get(dependency, "refresh")
         if action == "refresh":
             fresh = self.store.fetch(dependency)
-            if fresh.secret != held.secret or fresh.keys != held.keys:
+            if fresh.secret.data != held.secret.data or fresh.keys != held.keys:
                 self.audit.event("refresh", path=dependency.path, changed=True)
                 self._render_dependents([dependency])
         elif action == "renew":
             try:
                 self.store.renew(dependency, min_remaining_fraction=self.fraction)
                 self.metrics.renewals.labels("lease").inc()
-            except (RequestRejected, NotFound):
-                # Vault no longer knows the lease (revoked behind our back, or expired).
-                logger.warning("lease of %s cannot be renewed: issuing it anew", dependency.path)
+            except (RequestRejected, NotFound) as error:
+                if self.vault.lease_alive(held.secret.lease_id):
+                    # The engine failed to extend it (its database is down, say): retry later.
+                    raise VaultUnavailable(
+                        str(error), operation=error.operation, path=error.path, status=error.status
+                    ) from None
+                # Revoked behind our back, or expired while it could not be renewed.
+                logger.warning("lease of %s is gone: issuing it anew", dependency.path)
                 self._issue(dependency, previous=held)
                 return
         else:
@@ -517,9 +522,9 @@ class Agent:
         if error is None:
             backoff = self.retry.transient
         elif isinstance(error, BackingOff):
-            # Not an attempt: just wait for the gate, spread a little so waiters do not pile up.
+            # Not an attempt: wait for the gate (see _after_gate for who goes first).
             self.attempts[key] = attempt
-            self.queue.set(key, max(now, self.gate.closed_until) + 0.05 * self.rng.random())
+            self.queue.set(key, self._after_gate(key, now))
             return
         else:
             self._record_failure(key, error)
@@ -538,7 +543,16 @@ class Agent:
                     self.queue.set_earlier(key, now + MIN_DELAY_SECONDS)
                     return
         delay = backoff.delay(attempt, self.rng)
-        self.queue.set(key, max(now + delay, self.gate.closed_until))
+        self.queue.set(key, max(now + delay, self._after_gate(key, now)))
+
+    def _after_gate(self, key: TaskKey, now: float) -> float:
+        """When ``key`` may try once the gate reopens. The token goes first: one failing secret
+        must not starve the renewal that keeps every other secret alive. Others follow in a
+        random order, so no one task always takes the single probe."""
+        opens = max(now, self.gate.closed_until)
+        if key == TOKEN_TASK:
+            return opens
+        return opens + 0.05 + 0.1 * self.rng.random()
 
     def _record_failure(self, key: TaskKey, error: VaultError) -> None:
         logger.warning("%s (attempt %d)", error, self.attempts.get(key, 0))
@@ -772,8 +786,27 @@ class Agent:
         self._revoke(tokens)
 
     def _revoke(self, tokens: list[HeldToken]) -> None:
-        """Revoke each token with its own authority; Vault revokes every lease it issued."""
+        """Revoke the leases we hold, then each token with its own authority.
+
+        Revoking a token makes Vault revoke every lease it issued, in the background. Revoking
+        the leases first, when the policy allows ``sys/leases/revoke`` (the default policy does
+        not), makes it synchronous; the first denial stops the attempt.
+        """
         self.gate.succeeded()  # one honest attempt each, whatever happened before
+        generations = {token.generation for token in tokens}
+        for held in self.store:
+            if held.category != "lease" or held.generation not in generations:
+                continue
+            try:
+                self.vault.revoke_lease(held.secret.lease_id)
+            except PermissionDenied:
+                break
+            except VaultError as error:
+                logger.warning("could not revoke a lease: %s", error)
+                continue
+            self.audit.event(
+                "revoke", path=held.dependency.path, lease=lease_reference(held.secret.lease_id)
+            )
         for token in tokens:
             try:
                 self.vault.revoke_token(token.auth.token)

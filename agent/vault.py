@@ -489,6 +489,22 @@ class VaultClient:
             capped=ttl < increment or _mentions_cap(answer.get("warnings")),
         )
 
+    def lease_alive(self, lease_id: str) -> bool:
+        """Whether the lease is still usable: Vault knows it and it has not expired (a lease
+        whose revocation failed stays listed, expired). A failed renewal of a live lease is the
+        engine's fault (its database is down, say), not the lease's."""
+        try:
+            answer = self._request(
+                "PUT",
+                "sys/leases/lookup",
+                operation="look up lease",
+                shown_path=lease_reference(lease_id),
+                body={"lease_id": lease_id},
+            )
+        except (RequestRejected, NotFound):
+            return False
+        return int((answer.get("data") or {}).get("ttl") or 0) > 0
+
     def revoke_lease(self, lease_id: str) -> None:
         self._request(
             "PUT",

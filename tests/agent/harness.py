@@ -179,7 +179,7 @@ class AgentProcess:
         return self.stdout_path.read_text(errors="replace") + self.logs()
 
     def __enter__(self) -> AgentProcess:
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *_: object) -> None:
         self.kill()

@@ -41,6 +41,8 @@ class FaultProxy:
         self.retry_after: str | None = None
         self.delays: dict[str, float] = {}
         self.requests: list[Seen] = []
+        # Paths of requests received and not yet answered.
+        self.in_flight: list[str] = []
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
@@ -133,12 +135,15 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 for name, value in self.headers.items()
                 if name.lower().startswith("x-vault-") or name.lower() == "content-type"
             }
+            proxy.in_flight.append(self.path)
             try:
                 status, headers, payload = proxy.forward(self.command, self.path, forwarded, body)
             except requests.RequestException:
                 proxy.record(Seen(now, self.command, self.path, None))
                 self.close_connection = True
                 return
+            finally:
+                proxy.in_flight.remove(self.path)
             proxy.record(Seen(now, self.command, self.path, status))
             self._answer(status, headers, payload)
 

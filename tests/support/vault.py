@@ -6,8 +6,10 @@ through its HTTP API, the same one the agent uses.
 Kinds of server:
 
 - ``VaultServer.dev()``: ``bao server -dev``, in-memory, unsealed, known root token. Fast.
-- ``VaultServer.persistent(tmp_dir)``: file storage, initialised with one unseal key; survives
-  ``restart()`` (which seals it, as a real restart does, and unseals it again unless asked not to).
+- ``VaultServer.persistent(tmp_dir)``: persistent storage, initialised with one unseal key;
+  survives ``restart()`` (which seals it, as a real restart does, and unseals it again unless
+  asked not to). OpenBao 2.x has no ``file`` storage backend any more; this is its integrated
+  storage (raft) with one node, the persistent backend OpenBao supports.
 - Either kind with ``tls=`` a serving ``certs.authority.KeyPair``: HTTPS on loopback.
 
 Helpers configure what the agent needs (each returns what the caller must know)::
@@ -81,6 +83,7 @@ class VaultServer:
     ) -> None:
         self.in_memory = dev
         self.port = port or free_port()
+        self.cluster_port = free_port()
         self.work_dir = work_dir
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -194,15 +197,24 @@ class VaultServer:
             )
         else:
             listener += "tls_disable = true\n"
-        storage = (
-            'storage "inmem" {}\n'
-            if self.in_memory
-            else f'storage "file" {{\n path = "{self.work_dir / "data"}"\n}}\n'
-        )
+        if self.in_memory:
+            storage = 'storage "inmem" {}\n'
+        else:
+            (self.work_dir / "data").mkdir(exist_ok=True)
+            # performance_multiplier 1: the shortest raft timers, so a restarted single node
+            # elects itself in about a second rather than ten.
+            storage = (
+                'storage "raft" {\n'
+                f'  path = "{self.work_dir / "data"}"\n'
+                '  node_id = "node1"\n'
+                "  performance_multiplier = 1\n"
+                "}\n"
+                f'cluster_addr = "https://127.0.0.1:{self.cluster_port}"\n'
+            )
+        listener += f'cluster_address = "127.0.0.1:{self.cluster_port}"\n'
         config.write_text(
             storage
             + f'listener "tcp" {{\n{listener}}}\n'
-            + "disable_mlock = true\n"
             + f'api_addr = "{self.url}"\n'
             + "ui = false\n"
         )
@@ -268,7 +280,7 @@ class VaultServer:
 
     def _initialise(self) -> None:
         answer = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
-        self.unseal_key = answer["keys_b64"][0]
+        self.unseal_key = answer["keys_base64"][0]
         self.root_token = answer["root_token"]
         (self.work_dir / "init.json").write_text(json.dumps(answer))
 

@@ -1,0 +1,490 @@
+"""Faults the agent survives. In each: the files keep their last good content, the agent recovers
+by itself, under persistent errors it sends at most about one request per second (counted at a
+proxy in front of Vault), and after shutdown no lease of the pod is left in Vault."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, LifecycleConfig, TemplateConfig
+from tests.agent.conftest import make_identity
+from tests.agent.harness import (
+    AgentProcess,
+    AppIdentity,
+    PodDirs,
+    agent_config,
+    template,
+    wait_for,
+)
+from tests.agent.proxy import FaultProxy
+from tests.support.fake_kube import FakeKubeApiServer
+from tests.support.postgres import PostgresServer
+from tests.support.vault import VaultServer, unique_name
+
+pytestmark = pytest.mark.slow
+
+# "At most about one request per second": the count over a fault window may exceed the window's
+# length in seconds by this much (the first failure and the one that finds Vault back).
+RATE_SLACK = 2
+
+
+def policy(name: str) -> str:
+    return (
+        f'path "database/creds/{name}" {{ capabilities = ["read"] }}\n'
+        f'path "secret/data/{name}" {{ capabilities = ["read"] }}\n'
+    )
+
+
+@dataclass
+class Scenario:
+    """A sidecar (no init) with a database credential and a KV secret, through the proxy."""
+
+    vault: VaultServer
+    proxy: FaultProxy
+    pod: PodDirs
+    identity: AppIdentity
+    name: str
+    config: AgentConfig
+
+    def credentials(self) -> tuple[str, str]:
+        username, _, password = self.pod.file("db").read_text().partition(":")
+        return username, password
+
+    def leases(self) -> list[str]:
+        return self.vault.leases(f"database/creds/{self.name}")
+
+
+def db_and_kv_templates(pod: PodDirs, name: str) -> list[TemplateConfig]:
+    return [
+        template(
+            pod,
+            "db",
+            f"database/creds/{name}",
+            f'{{{{ with secret "database/creds/{name}" }}}}'
+            "{{ .Data.username }}:{{ .Data.password }}{{ end }}",
+        ),
+        template(
+            pod,
+            "kv",
+            f"secret/{name}",
+            f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.value }}}}{{{{ end }}}}',
+        ),
+    ]
+
+
+@pytest.fixture
+def scenario(database: VaultServer, kube: FakeKubeApiServer, pod: PodDirs) -> Iterator[Scenario]:
+    vault = database
+    name = unique_name("fault")
+    vault.create_database_role(name, default_ttl=4, max_ttl=12)
+    vault.put_kv("secret", name, {"value": "v1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name), token_ttl="6s")
+    with FaultProxy(vault.url) as proxy:
+        config = agent_config(
+            vault_url=proxy.url,
+            identity=identity,
+            pod=pod,
+            templates=db_and_kv_templates(pod, name),
+            lifecycle=LifecycleConfig(
+                static_secret_render_interval_seconds=2.0,
+                revoke_grace_seconds=0.0,
+                init_timeout_seconds=20.0,
+            ),
+        )
+        yield Scenario(vault, proxy, pod, identity, name, config)
+
+
+def stop_and_check_nothing_is_left(
+    scenario: Scenario, sidecar: AgentProcess, *, expired_allowed: bool = False
+) -> None:
+    scenario.proxy.mode = "pass"
+    sidecar.terminate()
+    assert sidecar.wait(30) == 0
+    assert_nothing_left(
+        scenario.vault,
+        f"database/creds/{scenario.name}",
+        scenario.identity.role,
+        expired_allowed=expired_allowed,
+    )
+
+
+def assert_nothing_left(
+    vault: VaultServer, lease_prefix: str, role: str, *, expired_allowed: bool = False
+) -> None:
+    """No token of the pod, and (Vault revokes a token's leases in the background, within a
+    fraction of a second) soon no lease. ``expired_allowed``: a lease that expired while its
+    database was down stays listed, expired, until Vault retries its revocation; it is no
+    credential anyone can use, so only live leases count."""
+
+    def live_leases() -> list[str]:
+        leases = vault.leases(lease_prefix)
+        if expired_allowed:
+            leases = [
+                lease for lease in leases if (vault.lookup_lease(lease) or {}).get("ttl", 0) > 0
+            ]
+        return leases
+
+    assert vault.tokens_of_role(role) == []
+    wait_for(lambda: live_leases() == [], timeout=5, message="leases revoked")
+
+
+def assert_rate_at_most_one_per_second(proxy: FaultProxy, start: float, end: float) -> None:
+    during = proxy.between(start, end)
+    assert len(during) <= (end - start) + RATE_SLACK, [
+        (round(seen.at - start, 2), seen.path) for seen in during
+    ]
+
+
+def started(scenario: Scenario) -> AgentProcess:
+    sidecar = AgentProcess("sidecar", scenario.config, scenario.pod.root).start()
+    wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+    return sidecar
+
+
+def test_vault_unreachable_then_back(scenario: Scenario, postgres: PostgresServer) -> None:
+    with started(scenario) as sidecar:
+        kv_before = scenario.pod.file("kv").read_text()
+        scenario.proxy.mode = "drop"
+        start = time.monotonic()
+        time.sleep(10.0)
+        end = time.monotonic()
+        assert scenario.pod.file("kv").read_text() == kv_before
+        assert scenario.pod.file("db").read_text().count(":") == 1
+        assert_rate_at_most_one_per_second(scenario.proxy, start, end)
+        assert sidecar.running()
+        scenario.proxy.mode = "pass"
+        recovered_at = len(sidecar.events("rotate"))
+        # Back: the agent renews or re-issues by itself; the credentials on disk work again.
+        wait_for(
+            lambda: (
+                len(sidecar.events("rotate")) > recovered_at
+                and postgres.can_log_in(*scenario.credentials())
+            ),
+            timeout=20,
+            message="recovery after the outage",
+        )
+        stop_and_check_nothing_is_left(scenario, sidecar)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"),
+    [
+        pytest.param(500, None, id="500 internal errors"),
+        pytest.param(429, "1", id="429 rate limited with a retry hint"),
+        pytest.param(503, None, id="503 sealed"),
+    ],
+)
+def test_persistent_error_answers_are_retried_at_most_once_a_second(
+    scenario: Scenario, postgres: PostgresServer, status: int, retry_after: str | None
+) -> None:
+    with started(scenario) as sidecar:
+        files_before = {name: scenario.pod.file(name).read_text() for name in ("db", "kv")}
+        scenario.proxy.status_code = status
+        scenario.proxy.retry_after = retry_after
+        scenario.proxy.mode = "status"
+        start = time.monotonic()
+        time.sleep(7.0)
+        end = time.monotonic()
+        assert_rate_at_most_one_per_second(scenario.proxy, start, end)
+        assert scenario.proxy.between(start, end), "the agent did try during the fault"
+        assert scenario.pod.file("kv").read_text() == files_before["kv"]
+        scenario.proxy.mode = "pass"
+        wait_for(
+            lambda: postgres.can_log_in(*scenario.credentials()),
+            timeout=20,
+            message="working credentials after the fault",
+        )
+        stop_and_check_nothing_is_left(scenario, sidecar)
+
+
+def test_token_revoked_behind_the_agents_back(scenario: Scenario, postgres: PostgresServer) -> None:
+    with started(scenario) as sidecar:
+        old = scenario.credentials()
+        (accessor,) = scenario.vault.tokens_of_role(scenario.identity.role)
+        scenario.vault.revoke_accessor(accessor)  # and with it, every lease it issued
+        wait_for(
+            lambda: scenario.credentials() != old and postgres.can_log_in(*scenario.credentials()),
+            timeout=20,
+            message="new credentials under a new token",
+        )
+        assert len(sidecar.events("login")) == 2
+        assert not postgres.can_log_in(*old)
+        stop_and_check_nothing_is_left(scenario, sidecar)
+
+
+def test_lease_revoked_behind_the_agents_back(scenario: Scenario, postgres: PostgresServer) -> None:
+    with started(scenario) as sidecar:
+        old = scenario.credentials()
+        (lease,) = scenario.leases()
+        scenario.vault.revoke_lease(lease)
+        wait_for(
+            lambda: scenario.credentials() != old and postgres.can_log_in(*scenario.credentials()),
+            timeout=20,
+            message="new credentials after the revocation",
+        )
+        assert len(sidecar.events("login")) == 1, "a lost lease does not need a new login"
+        stop_and_check_nothing_is_left(scenario, sidecar)
+
+
+def test_postgres_down_while_issuing(scenario: Scenario, postgres: PostgresServer) -> None:
+    with started(scenario) as sidecar:
+        postgres.stop()
+        try:
+            start = time.monotonic()
+            rotations = len(sidecar.events("rotate"))
+            # The 4s/12s credential must be issued anew within 8s: it cannot be while Postgres
+            # is down, and the agent keeps the old file and retries with backoff.
+            time.sleep(10.0)
+            end = time.monotonic()
+            assert len(sidecar.events("rotate")) == rotations
+            failed = [
+                line
+                for line in sidecar.events("error")
+                if line.get("path", "").startswith("database")
+            ]
+            assert failed, "the failed issue is in the audit trail"
+            creds_path = [
+                seen for seen in scenario.proxy.between(start, end) if "creds" in seen.path
+            ]
+            assert len(creds_path) <= (end - start) + RATE_SLACK
+            assert scenario.pod.file("db").read_text().count(":") == 1
+        finally:
+            postgres.start()
+        wait_for(
+            lambda: postgres.can_log_in(*scenario.credentials()),
+            timeout=25,
+            message="credentials issued once Postgres is back",
+        )
+        assert len(sidecar.events("login")) == 1, "the token outlived the outage"
+        stop_and_check_nothing_is_left(scenario, sidecar, expired_allowed=True)
+
+
+def test_a_template_error_beside_good_templates(
+    database: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    vault = database
+    name = unique_name("tplerr")
+    vault.put_kv("secret", name, {"a": "a1", "b": "b1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name))
+    body = f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.KEY }}}}{{{{ end }}}}'
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[
+            template(pod, "good", f"secret/{name}", body.replace("KEY", "a")),
+            template(
+                pod, "strict", f"secret/{name}", body.replace("KEY", "b"), error_on_missing_key=True
+            ),
+        ],
+        lifecycle=LifecycleConfig(
+            static_secret_render_interval_seconds=1.0, revoke_grace_seconds=0.0
+        ),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        vault.put_kv("secret", name, {"a": "a2"})  # "b" is gone: the strict template fails
+        wait_for(lambda: pod.file("good").read_text() == "a2", timeout=10, message="good update")
+        wait_for(
+            lambda: [e for e in sidecar.events("error") if e.get("template") == "strict"],
+            timeout=10,
+            message="the strict template's error",
+        )
+        assert pod.file("strict").read_text() == "b1"
+        fetches_before = len(sidecar.events("fetch"))
+        time.sleep(2.5)
+        # The failing template makes nothing fetch again beyond the regular refresh.
+        assert len(sidecar.events("fetch")) - fetches_before <= 3
+        vault.put_kv("secret", name, {"a": "a3", "b": "b3"})
+        wait_for(lambda: pod.file("strict").read_text() == "b3", timeout=10, message="recovery")
+        assert pod.file("good").read_text() == "a3"
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+def test_a_failing_or_hanging_command_blocks_nothing(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("cmd")
+    vault.put_kv("secret", name, {"v": "1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name))
+    body = f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.v }}}}{{{{ end }}}}'
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[
+            template(pod, "fails", f"secret/{name}", body, command="/bin/sh -c 'exit 3'"),
+            template(
+                pod,
+                "hangs",
+                f"secret/{name}",
+                body + " ",
+                command="/bin/sleep 600",
+                command_timeout_seconds=1.5,
+            ),
+            template(pod, "plain", f"secret/{name}", body + "  "),
+        ],
+        lifecycle=LifecycleConfig(
+            static_secret_render_interval_seconds=1.0, revoke_grace_seconds=0.0
+        ),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        # While "hangs" runs its command, the scheduler keeps working: a change is rendered.
+        vault.put_kv("secret", name, {"v": "2"})
+        wait_for(lambda: pod.file("plain").read_text() == "2  ", timeout=5, message="render")
+        results = wait_for(
+            lambda: (
+                sorted((line["template"], line["result"]) for line in sidecar.events("command"))
+                if len(sidecar.events("command")) >= 4
+                else None
+            ),
+            timeout=10,
+            message="all commands reaped",
+        )
+        assert results == [
+            ("fails", "failed"),
+            ("fails", "failed"),
+            ("hangs", "timed out"),
+            ("hangs", "timed out"),
+        ]
+        assert (
+            "sleep 600"
+            not in subprocess.run(
+                ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+@pytest.fixture
+def tiny_secrets_volume(pod: PodDirs) -> Iterator[Path]:
+    """The secrets volume as a real 64 KiB tmpfs (an emptyDir with medium Memory and a limit)."""
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(pod.secrets)],
+        check=True,
+    )
+    try:
+        yield pod.secrets
+    finally:
+        subprocess.run(["umount", "-l", str(pod.secrets)], check=True)
+
+
+def test_a_full_tmpfs_keeps_the_previous_file(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs, tiny_secrets_volume: Path
+) -> None:
+    name = unique_name("full")
+    vault.put_kv("secret", name, {"v": "small", "other": "o1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name))
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[
+            template(
+                pod,
+                "big",
+                f"secret/{name}",
+                f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.v }}}}{{{{ end }}}}',
+            ),
+            template(
+                pod,
+                "other",
+                f"secret/{name}",
+                f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.other }}}}{{{{ end }}}}',
+            ),
+        ],
+        lifecycle=LifecycleConfig(
+            static_secret_render_interval_seconds=1.0, revoke_grace_seconds=0.0
+        ),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        vault.put_kv("secret", name, {"v": "x" * 100_000, "other": "o2"})
+        wait_for(lambda: pod.file("other").read_text() == "o2", timeout=10, message="other")
+        wait_for(
+            lambda: [e for e in sidecar.events("error") if e.get("operation") == "write"],
+            timeout=10,
+            message="the failed write",
+        )
+        assert pod.file("big").read_text() == "small"
+        assert sorted(path.name for path in pod.secrets.iterdir()) == ["big", "other"]
+        vault.put_kv("secret", name, {"v": "fits again", "other": "o3"})
+        wait_for(lambda: pod.file("big").read_text() == "fits again", timeout=15, message="fits")
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
+def test_sigterm_in_the_middle_of_a_renewal(scenario: Scenario, postgres: PostgresServer) -> None:
+    with started(scenario) as sidecar:
+        credentials = scenario.credentials()
+        scenario.proxy.delays["sys/leases/renew"] = 20.0
+        wait_for(
+            lambda: any("sys/leases/renew" in path for path in list(scenario.proxy.in_flight)),
+            timeout=15,
+            message="a renewal on the wire",
+        )
+        asked = time.monotonic()
+        sidecar.terminate()
+        assert sidecar.wait(15) == 0
+        assert time.monotonic() - asked < 5.0, "shutdown waited for the stuck renewal"
+        scenario.proxy.delays.clear()
+        assert_nothing_left(
+            scenario.vault, f"database/creds/{scenario.name}", scenario.identity.role
+        )
+        assert not postgres.can_log_in(*credentials)
+        assert scenario.pod.file("db").exists()
+
+
+def test_vault_restarted_from_file_storage(
+    kube: FakeKubeApiServer, postgres: PostgresServer, pod: PodDirs, tmp_path: Path
+) -> None:
+    with VaultServer.persistent(tmp_path / "bao") as vault:
+        vault.enable_jwt_auth(public_key_pem=kube.public_key_pem)
+        vault.enable_kv("secret", version=2)
+        name = unique_name("restart")
+        vault.enable_database(postgres, roles={name: (4, 12)})
+        vault.put_kv("secret", name, {"value": "v1"})
+        identity = make_identity(vault, kube, pod.root, policy=policy(name), token_ttl="6s")
+        config = agent_config(
+            vault_url=vault.url,
+            identity=identity,
+            pod=pod,
+            templates=db_and_kv_templates(pod, name),
+            lifecycle=LifecycleConfig(
+                static_secret_render_interval_seconds=2.0, revoke_grace_seconds=0.0
+            ),
+        )
+        with AgentProcess("sidecar", config, pod.root) as sidecar:
+            wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+            kv = pod.file("kv").read_text()
+            vault.stop()
+            time.sleep(2.0)
+            vault.start(unseal=False)
+            time.sleep(2.0)  # sealed: 503s
+            assert pod.file("kv").read_text() == kv
+            vault.unseal()
+            restarted = time.monotonic()
+            renewals = len(sidecar.events("renew"))
+            wait_for(
+                lambda: len(sidecar.events("renew")) > renewals,
+                timeout=20,
+                message="renewals after the restart",
+            )
+            wait_for(
+                lambda: postgres.can_log_in(*pod.file("db").read_text().split(":", 1)),
+                timeout=20,
+                message="working credentials after the restart",
+            )
+            assert time.monotonic() - restarted < 20
+            sidecar.terminate()
+            assert sidecar.wait(20) == 0
+        assert_nothing_left(vault, f"database/creds/{name}", identity.role)
