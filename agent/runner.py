@@ -457,13 +457,12 @@ class Agent:
     def _issue(self, dependency: Dependency, *, previous: Held | None) -> None:
         """A new credential (rotation): log in first if the token would cut it short."""
         self._ensure_token()
-        if self.next_login_step == "relogin":
-            when = self.queue.when(TOKEN_TASK)
-            if when is not None and when <= self.now():
-                self._maintain_token()
+        if previous is not None and self._token_would_cut_short(dependency, previous):
+            self._login()
+            self._drop_expired_tokens()
         fresh = self.store.fetch(dependency)
         if previous is not None and previous.clock is not None:
-            left = self._seconds_left(previous)
+            left, lifetime = self._life_left(previous)
             self.audit.event(
                 "rotate",
                 path=dependency.path,
@@ -472,19 +471,35 @@ class Agent:
                 ),
                 lease=lease_reference(fresh.secret.lease_id) if fresh.secret.lease_id else None,
                 old_seconds_left=round(left, 1),
+                old_lifetime=round(lifetime, 1),
             )
             self.metrics.rotations.labels(dependency.path).inc()
         self._schedule_dependency(dependency)
         self._render_dependents([dependency])
 
-    def _seconds_left(self, held: Held) -> float:
-        """How long a held credential can still be used, renewals included."""
+    def _token_would_cut_short(self, dependency: Dependency, previous: Held) -> bool:
+        """Whether a credential issued now would die with the token well before its time: the
+        token has less than ``1 - fraction`` of the life we expect the credential to have."""
+        if self.token is None or self.token.clock.hard_expires_at is None:
+            return False
+        token_left = self.token.clock.hard_expires_at - self.now()
+        token_lifetime = self.token.clock.lifetime or token_left
+        expected = self.store.learned_lifetimes.get(dependency)
+        if expected is None and previous.clock is not None:
+            expected = previous.clock.lifetime or previous.clock.ttl
+        if expected is None:
+            return False
+        return token_left < (1.0 - self.fraction) * min(expected, token_lifetime)
+
+    def _life_left(self, held: Held) -> tuple[float, float]:
+        """How long a held credential can still be used (renewals included), and its lifetime
+        from issue to that end."""
         assert held.clock is not None
         end = held.clock.hard_expires_at or held.clock.expires_at
         bound = self._token_bound(held.generation)
         if bound is not None:
             end = min(end, bound)
-        return max(0.0, end - self.now())
+        return max(0.0, end - self.now()), end - held.clock.issued_at
 
     # The loop ------------------------------------------------------------------------------------
 

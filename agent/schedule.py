@@ -35,6 +35,7 @@ from typing import Generic, Literal, TypeVar
 # Never schedule Vault work closer than this to now: a tiny TTL must not become a busy loop.
 MIN_DELAY_SECONDS = 1.0
 BACKOFF_JITTER = 0.2
+VAULT_CLOCK_GRANULARITY = 1.0
 # Fractions of the allowed span at which work happens: early enough for retries, late enough
 # not to churn.
 RENEW_WINDOW = (0.80, 0.95)
@@ -129,7 +130,9 @@ class LeaseClock:
         expires_at = now + ttl
         hard = self.hard_expires_at
         if capped or not renewable:
-            hard = expires_at
+            # Vault computes the capped remainder from a clock truncated to whole seconds, so
+            # it can be up to a second longer than the truth: count that second as gone.
+            hard = expires_at = now + max(0.0, ttl - VAULT_CLOCK_GRANULARITY)
         elif hard is not None and expires_at > hard:
             # The prediction was too short (the role's max TTL grew): it is only a guess.
             hard = None

@@ -135,7 +135,8 @@ def test_a_renewal_past_a_predicted_expiry_forgets_the_prediction() -> None:
     renewed = clock.after_renewal(25.0, ttl=10, capped=False, renewable=True)
     assert renewed.hard_expires_at is None
     capped = clock.after_renewal(25.0, ttl=4, capped=True, renewable=True)
-    assert capped.hard_expires_at == 29.0
+    # Vault's capped remainder may be a second long (its clock is truncated to seconds).
+    assert capped.hard_expires_at == 28.0
 
 
 def test_work_is_never_scheduled_closer_than_the_minimum_delay() -> None:

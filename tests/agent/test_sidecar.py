@@ -112,6 +112,7 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
         assert len(seen) >= 3, sidecar.logs()
         assert len(rotations) >= 2
         for rotation in rotations:
+            assert rotation["old_lifetime"] >= max_ttl - 1.5  # Vault counts whole seconds
             assert rotation["old_seconds_left"] >= FRACTION * max_ttl - 0.5
         renewals = [line for line in sidecar.events("renew") if line["kind"] == "lease"]
         assert renewals, "renewable leases are renewed before they are replaced"
@@ -281,3 +282,41 @@ def test_without_a_handoff_the_sidecar_logs_in_renders_and_becomes_ready(
         assert sidecar.events("login")
         sidecar.terminate()
         assert sidecar.wait(20) == 0
+
+
+def test_credentials_are_issued_anew_before_the_token_that_issued_them_dies(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """Leases die with their token (consul-template#1433). Token ttl 3s, max ttl 8s; database
+    credentials that could live 10 minutes: the agent logs in again before the token's max TTL
+    and issues the credentials anew while the old ones still have a third of their life."""
+    vault = database
+    name = unique_name("token-bound")
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    identity = make_identity(
+        vault, kube, pod.root, policy=db_policy(name), token_ttl="3s", token_max_ttl="8s"
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_template(pod, name)],  # type: ignore[list-item]
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: pod.file("db").exists(), timeout=15, message="first render")
+        deadline = time.monotonic() + 14
+        while time.monotonic() < deadline:
+            assert postgres.can_log_in(*read_credentials(pod.file("db")))
+            time.sleep(0.25)
+        logins = sidecar.events("login")
+        rotations = sidecar.events("rotate")
+        assert len(logins) >= 2, sidecar.logs()
+        assert len(rotations) >= 1
+        for rotation in rotations:
+            assert rotation["old_lifetime"] <= 8.5  # bounded by the token, not the lease
+            assert rotation["old_seconds_left"] >= FRACTION * rotation["old_lifetime"] - 0.5
+        capped = [line for line in sidecar.events("renew") if line.get("capped")]
+        assert capped, "the token's max TTL is learned from a capped renewal"
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+    assert vault.tokens_of_role(identity.role) == []
