@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return agent.run_sidecar()
     finally:
         agent.vault.close()
+        agent.metrics.close()
 
 
 if __name__ == "__main__":

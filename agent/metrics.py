@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -77,6 +78,7 @@ class Metrics:
     """Counters the agent bumps, plus the expiry gauge. Usable (and cheap) when not served."""
 
     def __init__(self) -> None:
+        self._server: WSGIServer | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.renewals = Counter(
             "vsi_agent_renewals",
@@ -108,5 +110,11 @@ class Metrics:
 
     def serve(self, address: str) -> None:
         host, port = parse_loopback_address(address)
-        start_http_server(port, addr=host, registry=self.registry)
+        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
         logger.info("metrics served on %s:%d", host, port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -57,20 +57,26 @@ def dependency_for(
     return Dependency(kind, clean_path(path), tuple(sorted(params.items())))
 
 
+def _within_mount(mount_path: str, path: str) -> tuple[str, str]:
+    """(``mount/``, the path inside the mount without slashes at either end)."""
+    mount = mount_path.strip("/") + "/"
+    candidate = path.strip("/") + "/"
+    rest = candidate[len(mount) :] if candidate.startswith(mount) else candidate
+    return mount, rest.strip("/")
+
+
 def kv2_data_path(mount_path: str, path: str) -> str:
     """``secret/app`` -> ``secret/data/app`` on a v2 mount ``secret/``; a data path is kept."""
-    mount = mount_path.strip("/") + "/"
-    rest = path[len(mount) :] if path.startswith(mount) else path
-    if rest.startswith("data/") or rest == "data":
+    mount, rest = _within_mount(mount_path, path)
+    if rest == "data" or rest.startswith("data/"):
         return mount + rest
     return mount + "data/" + rest
 
 
 def kv2_metadata_path(mount_path: str, path: str) -> str:
     """``secret/team`` -> ``secret/metadata/team``: listing a v2 mount goes through metadata."""
-    mount = mount_path.strip("/") + "/"
-    rest = path[len(mount) :] if path.startswith(mount) else path
-    if rest.startswith("metadata/") or rest == "metadata":
+    mount, rest = _within_mount(mount_path, path)
+    if rest == "metadata" or rest.startswith("metadata/"):
         return mount + rest
     return (mount + "metadata/" + rest).rstrip("/")
 

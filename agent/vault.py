@@ -29,6 +29,7 @@ from typing import Any
 
 import hvac
 import requests
+import urllib3
 from hvac.adapters import RawAdapter
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -185,6 +186,8 @@ def _session(connection: VaultConnection) -> requests.Session:
     session = requests.Session()
     # The configuration is the one source of truth: no proxy, CA bundle or netrc from the env.
     session.trust_env = False
+    # hvac takes the session's verify over its own argument, so it must be set here.
+    session.verify = not connection.tls.skip_verify
     # Only connection failures are retried here: the request never reached Vault, so a retry
     # cannot issue a second credential. Everything else is the scheduler's business (backoff).
     retry = Retry(
@@ -273,8 +276,12 @@ class VaultClient:
             session=_session(connection),
             adapter=RawAdapter,
         )
-        # Requests counted per operation, for metrics and the request-rate tests.
+        # Requests sent, for metrics and the request-rate tests.
         self.requests_sent = 0
+        if connection.tls.skip_verify:
+            logger.warning("TLS verification of Vault is disabled (tls-skip-verify)")
+            # Said once above; urllib3 would repeat it on every request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     @property
     def token(self) -> str | None:

@@ -114,6 +114,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _serve(self) -> None:
+            if self.path.startswith("http://"):
+                # Used as a forward proxy: the request line holds the absolute URL.
+                self.path = "/" + self.path.split("/", 3)[3]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             now = time.monotonic()

@@ -225,6 +225,15 @@ def test_list_uses_get_with_list_true(client: VaultClient) -> None:
         assert client.list_keys("secret/metadata/") == ["a", "b/"]
 
 
+def test_keep_alives_can_be_disabled() -> None:
+    vault = VaultClient(VaultConnection(address=ADDRESS, disable_keep_alives=True))
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ADDRESS}/v1/kv/app", json={"data": {}})
+        vault.read("kv/app")
+        assert mock.last_request is not None
+        assert mock.last_request.headers["Connection"] == "close"
+
+
 def test_namespace_is_sent_as_a_header() -> None:
     vault = VaultClient(VaultConnection(address=ADDRESS, namespace="team-a"))
     vault.use_token(TOKEN)
