@@ -12,10 +12,10 @@ import base64
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from webhook.annotations import default_annotation_problems, parse, unknown_key_warnings
+from webhook.annotations import SpecParser, default_annotation_problems, unknown_key_warnings
 from webhook.injection import InjectionError, inject, should_inject
 from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
@@ -136,6 +136,7 @@ class Reviewer:
         if problems:
             raise SettingsError([f"AGENT_INJECT_DEFAULT_ANNOTATIONS: {p}" for p in problems])
         self.settings = settings
+        self._parser = SpecParser(settings)
 
     def review(self, document: Any) -> ReviewOutcome:
         api_version, request = _request_of(document)
@@ -155,34 +156,55 @@ class Reviewer:
         metadata = pod.get("metadata")
         if not namespace and isinstance(metadata, Mapping):
             namespace = str(metadata.get("namespace") or "")
-        outcome = self._review_pod(api_version, uid, pod, namespace or "default")
-        return replace(outcome, pod=pod_label(pod))
+        return self._review_pod(api_version, uid, pod, namespace or "default")
 
     def _review_pod(
         self, api_version: str, uid: str, pod: Mapping[str, Any], namespace: str
     ) -> ReviewOutcome:
+        label = pod_label(pod)
         decision = should_inject(pod)
         if decision.verdict == "refuse":
-            return _refusal(api_version, uid, namespace, [decision.reason], [])
+            return _refusal(
+                api_version,
+                uid,
+                namespace=namespace,
+                pod=label,
+                problems=[decision.reason],
+                warnings=[],
+            )
         if decision.verdict == "skip":
             warnings = unknown_key_warnings(_annotations(pod))
             if decision.warn:
                 warnings.insert(0, decision.reason)
             answer = _answer(api_version, uid, allowed=True, warnings=warnings)
-            return ReviewOutcome(answer, "skipped", namespace, detail=decision.reason)
-        result = parse(pod, self.settings, namespace=namespace)
+            return ReviewOutcome(answer, "skipped", namespace, detail=decision.reason, pod=label)
+        result = self._parser.parse(pod, namespace=namespace)
         if result.spec is None:
-            return _refusal(api_version, uid, namespace, list(result.errors), list(result.warnings))
+            return _refusal(
+                api_version,
+                uid,
+                namespace=namespace,
+                pod=label,
+                problems=list(result.errors),
+                warnings=list(result.warnings),
+            )
         try:
             mutated = inject(pod, result.spec)
         except InjectionError as error:
-            return _refusal(api_version, uid, namespace, error.problems, list(result.warnings))
+            return _refusal(
+                api_version,
+                uid,
+                namespace=namespace,
+                pod=label,
+                problems=error.problems,
+                warnings=list(result.warnings),
+            )
         operations = diff(pod, mutated)
         patch = base64.b64encode(_PATCH_ENCODER.encode(operations).encode()).decode()
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
         )
-        return ReviewOutcome(answer, "injected", namespace, kind=result.spec.mode)
+        return ReviewOutcome(answer, "injected", namespace, kind=result.spec.mode, pod=label)
 
 
 def review_json(review: AdmissionReview) -> str:
@@ -228,7 +250,13 @@ def _answer(
 
 
 def _refusal(
-    api_version: str, uid: str, namespace: str, problems: list[str], warnings: list[str]
+    api_version: str,
+    uid: str,
+    *,
+    namespace: str,
+    pod: str,
+    problems: list[str],
+    warnings: list[str],
 ) -> ReviewOutcome:
     message = "vault-sidecar-injector cannot inject this pod: " + "; ".join(problems)
     status: ResponseStatus = {
@@ -238,4 +266,4 @@ def _refusal(
         "message": message,
     }
     answer = _answer(api_version, uid, allowed=False, warnings=warnings, status=status)
-    return ReviewOutcome(answer, "refused", namespace, detail=message)
+    return ReviewOutcome(answer, "refused", namespace, detail=message, pod=pod)

@@ -368,7 +368,55 @@ def default_annotation_problems(defaults: Mapping[str, str]) -> list[str]:
 
 def parse(pod: Mapping[str, Any], settings: Settings, *, namespace: str) -> ParseResult:
     """The InjectionSpec for ``pod`` (created in ``namespace``), or every reason it has none."""
-    return _Parser(pod, settings, namespace).parse()
+    return SpecParser(settings).parse(pod, namespace=namespace)
+
+
+@dataclass(frozen=True)
+class _ResourceDefault:
+    """One agent resource and its cluster-wide default, the default already read."""
+
+    kind: str  # "requests" or "limits"
+    resource: str
+    key: str
+    # The default, stripped; "" omits the resource.
+    raw: str
+    amount: Decimal | None
+    # Why the default is not a quantity (settings built in code skip from_env's check).
+    problem: str | None
+
+
+def _resource_defaults(settings: Settings) -> tuple[_ResourceDefault, ...]:
+    table = (
+        ("requests", "cpu", AGENT_REQUESTS_CPU, settings.cpu_request),
+        ("requests", "memory", AGENT_REQUESTS_MEM, settings.mem_request),
+        ("requests", "ephemeral-storage", AGENT_REQUESTS_EPHEMERAL, settings.ephemeral_request),
+        ("limits", "cpu", AGENT_LIMITS_CPU, settings.cpu_limit),
+        ("limits", "memory", AGENT_LIMITS_MEM, settings.mem_limit),
+        ("limits", "ephemeral-storage", AGENT_LIMITS_EPHEMERAL, settings.ephemeral_limit),
+    )
+    defaults = []
+    for kind, resource, key, default in table:
+        raw = default.strip()
+        amount, problem = None, None
+        if raw:
+            try:
+                amount = parse_quantity(raw)
+            except ValueError as error:
+                problem = str(error)
+        defaults.append(_ResourceDefault(kind, resource, key, raw, amount, problem))
+    return tuple(defaults)
+
+
+class SpecParser:
+    """``parse`` for one Settings: what depends only on the settings is worked out once, when
+    the webhook starts, instead of in every pod creation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resource_defaults = _resource_defaults(settings)
+
+    def parse(self, pod: Mapping[str, Any], *, namespace: str) -> ParseResult:
+        return _Parser(pod, self, namespace).parse()
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -384,7 +432,9 @@ def _dict_list(value: Any) -> list[Mapping[str, Any]]:
 class _Parser:
     """One pod's annotations; methods read a key, record problems, and return a typed value."""
 
-    def __init__(self, pod: Mapping[str, Any], settings: Settings, namespace: str) -> None:
+    def __init__(self, pod: Mapping[str, Any], prepared: SpecParser, namespace: str) -> None:
+        settings = prepared.settings
+        self.resource_defaults = prepared.resource_defaults
         metadata = _mapping(pod.get("metadata"))
         own = {
             key: value
@@ -692,28 +742,29 @@ class _Parser:
         return app_user, group
 
     def resources(self) -> tuple[dict[str, str], dict[str, str]]:
-        settings = self.settings
-        table = (
-            ("requests", "cpu", AGENT_REQUESTS_CPU, settings.cpu_request),
-            ("requests", "memory", AGENT_REQUESTS_MEM, settings.mem_request),
-            ("requests", "ephemeral-storage", AGENT_REQUESTS_EPHEMERAL, settings.ephemeral_request),
-            ("limits", "cpu", AGENT_LIMITS_CPU, settings.cpu_limit),
-            ("limits", "memory", AGENT_LIMITS_MEM, settings.mem_limit),
-            ("limits", "ephemeral-storage", AGENT_LIMITS_EPHEMERAL, settings.ephemeral_limit),
-        )
         chosen: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
         amounts: dict[tuple[str, str], Decimal] = {}
-        for kind, resource, key, default in table:
+        for default in self.resource_defaults:
+            key = default.key
+            value = self.annotations.get(key)
+            if value is None:
+                raw, amount, problem = default.raw, default.amount, default.problem
+            else:
+                raw, amount, problem = value.strip(), None, None
+                if raw:
+                    try:
+                        amount = parse_quantity(raw)
+                    except ValueError as error:
+                        problem = str(error)
             # An empty annotation omits the value, as in vault-k8s.
-            raw = self.annotations.get(key, default).strip()
             if not raw:
                 continue
-            try:
-                amounts[(kind, resource)] = parse_quantity(raw)
-            except ValueError as error:
-                self.error(key, f"{error}, got {raw[:40]!r}")
+            if problem is not None:
+                self.error(key, f"{problem}, got {raw[:40]!r}")
                 continue
-            chosen[kind][resource] = raw
+            assert amount is not None  # a non-empty value either parsed or has a problem
+            amounts[(default.kind, default.resource)] = amount
+            chosen[default.kind][default.resource] = raw
         for resource in ("cpu", "memory", "ephemeral-storage"):
             request = amounts.get(("requests", resource))
             limit = amounts.get(("limits", resource))
@@ -920,11 +971,14 @@ class _Parser:
             source_file = None
         if source_file is not None and not source_file.startswith("/"):
             self.error(TEMPLATE_FILE_GROUP + raw, "must be an absolute path in the agent container")
-        directory = self.text(SECRET_VOLUME_PATH_GROUP + raw, default_path) or default_path
-        directory = directory.rstrip("/") or directory
-        problem = absolute_directory_problem(directory)
-        if problem:
-            self.error(SECRET_VOLUME_PATH_GROUP + raw, problem)
+        directory = default_path
+        custom_directory = self.text(SECRET_VOLUME_PATH_GROUP + raw)
+        # default_path has been checked (and has no trailing slash) by secret_volume_path.
+        if custom_directory is not None:
+            directory = custom_directory.rstrip("/") or custom_directory
+            problem = absolute_directory_problem(directory)
+            if problem:
+                self.error(SECRET_VOLUME_PATH_GROUP + raw, problem)
         file_name = self.text(FILE_GROUP + raw, name) or name
         problem = relative_file_problem(file_name)
         if problem:
@@ -1083,9 +1137,9 @@ class _Parser:
 
     def auth(self, token_volume: TokenVolume | None) -> AuthConfig:
         params = {
-            key[len(AUTH_CONFIG_GROUP) :].replace("-", "_"): value.strip()
-            for key, value in sorted(self.own.items())
-            if key.startswith(AUTH_CONFIG_GROUP) and len(key) > len(AUTH_CONFIG_GROUP)
+            kind[1].replace("-", "_"): self.own[key].strip()
+            for key, kind in sorted(self.classified.items())
+            if kind is not None and kind[0] == AUTH_CONFIG_GROUP
         }
         token_file = params.pop("token_path", None) or (
             token_volume.token_file if token_volume else "/"
