@@ -1,24 +1,31 @@
 """Optional Prometheus metrics, served on a loopback address only (``metrics_address``).
 
-Seconds left on each lease and on the token are computed at scrape time from the agent's
-clocks, so they are exact whenever Prometheus asks. Labels are Vault paths and template names:
-never a value, a lease id or a token.
+The agent counts events in plain dictionaries; ``prometheus_client`` is imported only when
+metrics are served (it costs several MiB of memory in every pod otherwise). Seconds left on each
+lease and on the token are computed at scrape time from the agent's clocks. Labels are Vault
+paths and template names: never a value, a lease id or a token.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import CollectorRegistry, Counter, start_http_server
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from typing import Any
 
 logger = logging.getLogger(__name__)
+
+# name -> (label, help). Exposed as counters ``vsi_agent_<name>_total``.
+COUNTERS = {
+    "renewals": ("kind", "Successful renewals of leases and tokens."),
+    "rotations": ("path", "Credentials issued anew before the old ones expired."),
+    "failures": ("operation", "Failed operations, by operation."),
+    "file_writes": ("template", "Rendered files written because their bytes changed."),
+}
 
 
 @dataclass(frozen=True)
@@ -50,14 +57,44 @@ def parse_loopback_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class _ExpiryCollector(Collector):
-    def __init__(
-        self, expiries: Callable[[], Iterable[Expiry]], requests: Callable[[], int]
-    ) -> None:
+class Metrics:
+    """Counters the agent bumps and the expiries it holds; cheap when not served."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._expiries: Callable[[], Iterable[Expiry]] = tuple
+        self._requests: Callable[[], int] = lambda: 0
+        self._server: Any = None
+
+    def count(self, name: str, label: str) -> None:
+        if name not in COUNTERS:
+            raise ValueError(f"unknown counter {name!r}")
+        with self._lock:
+            self._counts[(name, label)] += 1
+
+    def value(self, name: str, label: str) -> int:
+        with self._lock:
+            return self._counts.get((name, label), 0)
+
+    def watch(self, expiries: Callable[[], Iterable[Expiry]], requests: Callable[[], int]) -> None:
         self._expiries = expiries
         self._requests = requests
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def _families(self) -> Iterator[Any]:
+        from prometheus_client.core import (  # noqa: PLC0415 - only when served
+            CounterMetricFamily,
+            GaugeMetricFamily,
+        )
+
+        with self._lock:
+            counts = dict(self._counts)
+        for name, (label, help_text) in COUNTERS.items():
+            family = CounterMetricFamily(f"vsi_agent_{name}", help_text, labels=[label])
+            for (counted, value), total in sorted(counts.items()):
+                if counted == name:
+                    family.add_metric([value], float(total))
+            yield family
         now = time.monotonic()
         remaining = GaugeMetricFamily(
             "vsi_agent_seconds_remaining",
@@ -73,44 +110,22 @@ class _ExpiryCollector(Collector):
         sent.add_metric([], float(self._requests()))
         yield sent
 
-
-class Metrics:
-    """Counters the agent bumps, plus the expiry gauge. Usable (and cheap) when not served."""
-
-    def __init__(self) -> None:
-        self._server: WSGIServer | None = None
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.renewals = Counter(
-            "vsi_agent_renewals",
-            "Successful renewals.",
-            ["kind"],
-            registry=self.registry,
-        )
-        self.rotations = Counter(
-            "vsi_agent_rotations",
-            "Credentials issued anew before the old ones expired.",
-            ["path"],
-            registry=self.registry,
-        )
-        self.failures = Counter(
-            "vsi_agent_failures",
-            "Failed operations, by operation.",
-            ["operation"],
-            registry=self.registry,
-        )
-        self.writes = Counter(
-            "vsi_agent_file_writes",
-            "Rendered files written because their bytes changed.",
-            ["template"],
-            registry=self.registry,
-        )
-
-    def watch(self, expiries: Callable[[], Iterable[Expiry]], requests: Callable[[], int]) -> None:
-        self.registry.register(_ExpiryCollector(expiries, requests))
-
     def serve(self, address: str) -> None:
         host, port = parse_loopback_address(address)
-        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        from prometheus_client import (  # noqa: PLC0415 - only when served
+            CollectorRegistry,
+            start_http_server,
+        )
+
+        metrics = self
+
+        class _Collector:
+            def collect(self) -> Iterator[Any]:
+                return metrics._families()
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector())
+        self._server, _thread = start_http_server(port, addr=host, registry=registry)
         logger.info("metrics served on %s:%d", host, port)
 
     def close(self) -> None:

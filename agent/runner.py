@@ -183,7 +183,7 @@ class Agent:
             state.problem = str(error)
             logger.error("template %s: %s", name, error)
             self.audit.event("error", template=name, operation="render")
-            self.metrics.failures.labels("render").inc()
+            self.metrics.count("failures", "render")
             self._schedule_dependencies(used)
             return False
         except VaultError as error:
@@ -200,13 +200,13 @@ class Agent:
             state.problem = str(error)
             logger.error("template %s: %s; the previous file is kept", name, error)
             self.audit.event("error", template=name, operation="write", file=config.destination)
-            self.metrics.failures.labels("write").inc()
+            self.metrics.count("failures", "write")
             return False
         state.problem = None
         state.rendered = True
         if changed:
             self.audit.event("write", template=name, file=config.destination)
-            self.metrics.writes.labels(name).inc()
+            self.metrics.count("file_writes", name)
             self._notify(name)
         return True
 
@@ -272,7 +272,7 @@ class Agent:
         try:
             auth = self.vault.login(self.config.auth)
         except VaultError:
-            self.metrics.failures.labels("login").inc()
+            self.metrics.count("failures", "login")
             raise
         now = self.now()
         self.generation += 1
@@ -350,7 +350,7 @@ class Agent:
             ttl=renewal.ttl,
             capped=renewal.capped,
         )
-        self.metrics.renewals.labels("token").inc()
+        self.metrics.count("renewals", "token")
         if bound_changed:
             # The leases this token issued die with it: their deadlines move.
             for held in self.store:
@@ -438,7 +438,7 @@ class Agent:
         elif action == "renew":
             try:
                 self.store.renew(dependency, min_remaining_fraction=self.fraction)
-                self.metrics.renewals.labels("lease").inc()
+                self.metrics.count("renewals", "lease")
             except (RequestRejected, NotFound) as error:
                 if self.vault.lease_alive(held.secret.lease_id):
                     # The engine failed to extend it (its database is down, say): retry later.
@@ -473,7 +473,7 @@ class Agent:
                 old_seconds_left=round(left, 1),
                 old_lifetime=round(lifetime, 1),
             )
-            self.metrics.rotations.labels(dependency.path).inc()
+            self.metrics.count("rotations", dependency.path)
         self._schedule_dependency(dependency)
         self._render_dependents([dependency])
 
@@ -578,7 +578,7 @@ class Agent:
             status=error.status,
             template=key[1] if key[0] == "render" and isinstance(key[1], str) else None,
         )
-        self.metrics.failures.labels(error.operation).inc()
+        self.metrics.count("failures", error.operation)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():

@@ -10,16 +10,14 @@ when to renew or fetch again. KV paths are resolved as consul-template does: on 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from cryptography import x509
-
 from agent.audit import Audit
+from agent.certificates import certificate_not_after
 from agent.schedule import LeaseClock
 from agent.templates import Dependency, Secret
 from agent.vault import Mount, VaultClient, VaultSecret, lease_reference
@@ -79,13 +77,6 @@ def kv2_metadata_path(mount_path: str, path: str) -> str:
     if rest == "metadata" or rest.startswith("metadata/"):
         return mount + rest
     return (mount + "metadata/" + rest).rstrip("/")
-
-
-def certificate_not_after(pem: str) -> datetime.datetime | None:
-    try:
-        return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc
-    except (ValueError, TypeError):
-        return None
 
 
 def _template_secret(answer: VaultSecret, data: Mapping[str, Any] | None = None) -> Secret:

@@ -1,4 +1,4 @@
-"""The agent's only door to Vault (or OpenBao): HTTP through hvac, answers as typed values.
+"""The agent's only door to Vault (or OpenBao): its HTTP API, answers as typed values.
 
 Every failure becomes one of this module's exceptions, chosen by what the caller should do next:
 
@@ -22,20 +22,15 @@ import json
 import logging
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import hvac
-import requests
-import urllib3
-from hvac.adapters import RawAdapter
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from agent.config import AuthConfig, VaultConnection
 from agent.schedule import FailureGate
+from agent.transport import Response, Transport, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -140,30 +135,6 @@ def token_reference(accessor: str) -> str:
     return "accessor-sha256:" + hashlib.sha256(accessor.encode()).hexdigest()[:12]
 
 
-class _TLSAdapter(HTTPAdapter):
-    """Verifies Vault with our SSL context, optionally against another name (tls-server-name)."""
-
-    def __init__(
-        self, context: ssl.SSLContext, *, server_name: str | None, max_retries: Retry
-    ) -> None:
-        self._context = context
-        self._server_name = server_name
-        super().__init__(max_retries=max_retries)
-
-    def _tls_keywords(self, keywords: dict[str, Any]) -> dict[str, Any]:
-        keywords["ssl_context"] = self._context
-        if self._server_name:
-            keywords["server_hostname"] = self._server_name
-            keywords["assert_hostname"] = self._server_name
-        return keywords
-
-    def init_poolmanager(self, *args: Any, **keywords: Any) -> None:
-        super().init_poolmanager(*args, **self._tls_keywords(keywords))
-
-    def proxy_manager_for(self, proxy: str, **keywords: Any) -> Any:
-        return super().proxy_manager_for(proxy, **self._tls_keywords(keywords))
-
-
 def build_ssl_context(connection: VaultConnection) -> ssl.SSLContext:
     tls = connection.tls
     context = ssl.create_default_context()
@@ -182,43 +153,8 @@ def build_ssl_context(connection: VaultConnection) -> ssl.SSLContext:
     return context
 
 
-def _session(connection: VaultConnection) -> requests.Session:
-    session = requests.Session()
-    # The configuration is the one source of truth: no proxy, CA bundle or netrc from the env.
-    session.trust_env = False
-    # hvac takes the session's verify over its own argument, so it must be set here.
-    session.verify = not connection.tls.skip_verify
-    # Only connection failures are retried here: the request never reached Vault, so a retry
-    # cannot issue a second credential. Everything else is the scheduler's business (backoff).
-    retry = Retry(
-        total=connection.max_retries,
-        connect=connection.max_retries,
-        read=0,
-        status=0,
-        other=0,
-        redirect=0,
-        backoff_factor=0.2,
-        allowed_methods=None,
-        raise_on_status=False,
-    )
-    adapter: HTTPAdapter
-    if connection.address.startswith("https://"):
-        adapter = _TLSAdapter(
-            build_ssl_context(connection),
-            server_name=connection.tls.server_name,
-            max_retries=retry,
-        )
-    else:
-        adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    if connection.disable_keep_alives:
-        session.headers["Connection"] = "close"
-    return session
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(response: Response) -> float | None:
+    value = response.headers.get("retry-after")
     if not value:
         return None
     try:
@@ -261,38 +197,34 @@ class VaultClient:
         self._connection = connection
         self._gate = gate
         self._now = now
+        self._token: str | None = None
         # True while a request is on the wire: a shutdown signal may abort it.
         self.in_request = False
-        self._client = hvac.Client(
-            url=connection.address,
-            timeout=connection.timeout_seconds,
-            namespace=connection.namespace,
-            proxies=(
-                {"http": connection.proxy_address, "https": connection.proxy_address}
-                if connection.proxy_address
-                else None
-            ),
-            verify=not connection.tls.skip_verify,
-            session=_session(connection),
-            adapter=RawAdapter,
-        )
         # Requests sent, for metrics and the request-rate tests.
         self.requests_sent = 0
         if connection.tls.skip_verify:
             logger.warning("TLS verification of Vault is disabled (tls-skip-verify)")
-            # Said once above; urllib3 would repeat it on every request.
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._transport = Transport(
+            connection.address,
+            ssl_context=(
+                build_ssl_context(connection) if connection.address.startswith("https") else None
+            ),
+            server_name=connection.tls.server_name,
+            proxy=connection.proxy_address,
+            timeout=connection.timeout_seconds,
+            max_retries=connection.max_retries,
+            keep_alive=not connection.disable_keep_alives,
+        )
 
     @property
     def token(self) -> str | None:
-        token: str | None = self._client.token
-        return token or None
+        return self._token
 
     def use_token(self, token: str | None) -> None:
-        self._client.token = token
+        self._token = token or None
 
     def close(self) -> None:
-        self._client.adapter.close()
+        self._transport.close()
 
     # Transport -------------------------------------------------------------------------------
 
@@ -309,11 +241,6 @@ class VaultClient:
     ) -> dict[str, Any]:
         """One HTTP request to ``/v1/<path>``; the decoded JSON body ({} when empty)."""
         shown = shown_path if shown_path is not None else path
-        keywords: dict[str, Any] = {"raise_exception": False}
-        if body is not None:
-            keywords["json"] = dict(body)
-        if query:
-            keywords["params"] = dict(query)
         if self._gate is not None and not self._gate.is_open(self._now()):
             raise BackingOff(
                 f"{operation} {shown}: not sent, backing off after Vault failures",
@@ -324,7 +251,7 @@ class VaultClient:
             )
         try:
             answer = self._send(
-                method, path, operation=operation, shown=shown, token=token, keywords=keywords
+                method, path, operation=operation, shown=shown, token=token, body=body, query=query
             )
         except VaultUnavailable as error:
             if self._gate is not None:
@@ -342,39 +269,40 @@ class VaultClient:
         operation: str,
         shown: str,
         token: str | None,
-        keywords: dict[str, Any],
+        body: Mapping[str, Any] | None,
+        query: Mapping[str, str] | None,
     ) -> dict[str, Any]:
-        adapter = self._client.adapter
-        saved_token = adapter.token
-        if token is not None:
-            adapter.token = token
+        headers = {"X-Vault-Request": "true", "Accept": "application/json"}
+        use_token = self._token if token is None else token
+        if use_token:
+            headers["X-Vault-Token"] = use_token
+        if self._connection.namespace:
+            headers["X-Vault-Namespace"] = self._connection.namespace
+        payload = None
+        if body is not None:
+            payload = json.dumps(dict(body)).encode()
+            headers["Content-Type"] = "application/json"
+        target = "/v1/" + urllib.parse.quote(path, safe="/:@-._~")
+        if query:
+            target += "?" + urllib.parse.urlencode(dict(query))
         self.requests_sent += 1
         self.in_request = True
         try:
-            response: requests.Response = adapter.request(method, f"v1/{path}", **keywords)
-        except requests.exceptions.SSLError:
+            response = self._transport.request(method, target, headers=headers, body=payload)
+        except TransportError as error:
+            reason = "TLS handshake with Vault failed" if error.tls else "Vault did not answer"
             raise VaultUnavailable(
-                f"{operation} {shown}: TLS handshake with Vault failed",
-                operation=operation,
-                path=shown,
-                status=None,
-            ) from None
-        except (requests.ConnectionError, requests.Timeout):
-            raise VaultUnavailable(
-                f"{operation} {shown}: Vault did not answer",
-                operation=operation,
-                path=shown,
-                status=None,
+                f"{operation} {shown}: {reason}", operation=operation, path=shown, status=None
             ) from None
         finally:
             self.in_request = False
-            adapter.token = saved_token
-        status = response.status_code
+        status = response.status
+        content = response.body
         if status < 300:
-            if not response.content:
+            if not content:
                 return {}
             try:
-                decoded = json.loads(response.content)
+                decoded = json.loads(content)
             except ValueError:
                 raise VaultUnavailable(
                     f"{operation} {shown}: Vault's answer is not JSON (HTTP {status})",

@@ -79,7 +79,7 @@ def test_metrics_show_seconds_left_and_counters() -> None:
     metrics = Metrics()
     now = time.monotonic()
     metrics.watch(lambda: [Expiry("lease", "database/creds/app", now + 100.0)], lambda: 42)
-    metrics.renewals.labels("lease").inc()
+    metrics.count("renewals", "lease")
     metrics.serve(f"127.0.0.1:{port}")
     try:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -92,3 +92,8 @@ def test_metrics_show_seconds_left_and_counters() -> None:
     assert 95.0 < float(line.rsplit(" ", 1)[1]) <= 100.0
     assert 'vsi_agent_renewals_total{kind="lease"} 1.0' in text
     assert "vsi_agent_vault_requests 42.0" in text
+
+
+def test_an_unknown_counter_is_a_bug_not_a_new_metric() -> None:
+    with pytest.raises(ValueError, match="unknown counter"):
+        Metrics().count("secrets_seen", "x")

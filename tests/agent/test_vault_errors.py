@@ -1,14 +1,21 @@
 """agent.vault maps every Vault failure to the agent's own exception, with messages that never
-carry a token, a JWT, a secret value or Vault's own error text. (Shapes only: requests-mock.
-Behaviour against a real server is in test_vault_client.py.)"""
+carry a token, a JWT, a secret value or Vault's own error text.
+
+Shapes only: a canned HTTP server on loopback answers what each test tells it to (behaviour
+against a real server is in test_vault_client.py)."""
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
-import requests
-import requests_mock
 
 from agent.config import AuthConfig, VaultConnection
 from agent.vault import (
@@ -23,64 +30,135 @@ from agent.vault import (
     token_reference,
 )
 
-ADDRESS = "http://vault.test:8200"
 TOKEN = "s.topsecrettokenvalue"
 LEASE = "database/creds/app/AbCdEfGhIjKlMnOp"
 
 
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class CannedVault:
+    """Answers every request with ``status``/``answer``/``headers``; records the requests."""
+
+    url: str = ""
+    status: int = 200
+    answer: Any = field(default_factory=dict)
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    drop: bool = False
+
+    @property
+    def last(self) -> Seen:
+        return self.seen[-1]
+
+
 @pytest.fixture
-def client() -> VaultClient:
-    vault = VaultClient(VaultConnection(address=ADDRESS, max_retries=0))
+def canned() -> Iterator[CannedVault]:
+    state = CannedVault()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            state.seen.append(
+                Seen(
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    json.loads(raw) if raw else None,
+                )
+            )
+            if state.drop:
+                self.close_connection = True
+                return
+            payload = state.raw if state.raw is not None else json.dumps(state.answer).encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in state.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def client_for(canned: CannedVault, **options: Any) -> VaultClient:
+    vault = VaultClient(VaultConnection(address=canned.url, max_retries=0, **options))
     vault.use_token(TOKEN)
     return vault
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "expected"),
+    ("status", "errors", "expected"),
     [
-        pytest.param(403, {"errors": ["vault text: denied"]}, PermissionDenied, id="403 is denied"),
-        pytest.param(401, {"errors": []}, PermissionDenied, id="401 is denied too"),
-        pytest.param(404, {"errors": []}, NotFound, id="404 is not found"),
-        pytest.param(400, {"errors": ["lease not found"]}, RequestRejected, id="400 is rejected"),
-        pytest.param(
-            429, {"errors": ["vault text: slow down"]}, VaultUnavailable, id="429 is transient"
-        ),
-        pytest.param(500, {"errors": ["boom"]}, VaultUnavailable, id="500 is transient"),
-        pytest.param(
-            503, {"errors": ["Vault is sealed"]}, VaultUnavailable, id="sealed is transient"
-        ),
-        pytest.param(
-            412, {"errors": []}, VaultUnavailable, id="412 not replicated yet is transient"
-        ),
+        pytest.param(403, ["vault text: denied"], PermissionDenied, id="403 is denied"),
+        pytest.param(401, [], PermissionDenied, id="401 is denied too"),
+        pytest.param(404, [], NotFound, id="404 is not found"),
+        pytest.param(400, ["vault text: lease"], RequestRejected, id="400 is rejected"),
+        pytest.param(429, ["vault text: slow down"], VaultUnavailable, id="429 is transient"),
+        pytest.param(500, ["vault text: boom"], VaultUnavailable, id="500 is transient"),
+        pytest.param(503, ["vault text: sealed"], VaultUnavailable, id="sealed is transient"),
+        pytest.param(412, [], VaultUnavailable, id="412 not replicated yet is transient"),
     ],
 )
 def test_status_codes_map_to_what_the_caller_should_do(
-    client: VaultClient, status: int, body: dict[str, object], expected: type[VaultError]
+    canned: CannedVault, status: int, errors: list[str], expected: type[VaultError]
 ) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/secret/data/app", status_code=status, json=body)
-        with pytest.raises(expected) as raised:
-            client.read("secret/data/app")
+    canned.status, canned.answer = status, {"errors": errors}
+    with pytest.raises(expected) as raised:
+        client_for(canned).read("secret/data/app")
     assert raised.value.status == status
     assert raised.value.path == "secret/data/app"
     assert str(raised.value).startswith("read secret/data/app: ")
-    for error_text in body["errors"]:  # type: ignore[attr-defined]
+    for error_text in errors:
         assert error_text not in str(raised.value)
 
 
-def test_a_connection_failure_is_transient_and_says_so(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/secret/data/app", exc=requests.ConnectionError("refused"))
-        with pytest.raises(VaultUnavailable, match="Vault did not answer") as raised:
-            client.read("secret/data/app")
+def test_no_server_is_transient_and_says_so() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = VaultClient(VaultConnection(address=f"http://127.0.0.1:{port}", max_retries=1))
+    with pytest.raises(VaultUnavailable, match="Vault did not answer") as raised:
+        client.read("secret/data/app")
     assert raised.value.status is None
 
 
-def test_a_timeout_is_transient(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/secret/data/app", exc=requests.ReadTimeout("slow"))
-        with pytest.raises(VaultUnavailable):
-            client.read("secret/data/app")
+def test_a_dropped_connection_is_transient(canned: CannedVault) -> None:
+    canned.drop = True
+    with pytest.raises(VaultUnavailable, match="Vault did not answer"):
+        client_for(canned).read("secret/data/app")
+    assert len(canned.seen) == 1, "a request that reached Vault is never sent twice"
+
+
+def test_an_answer_that_is_not_json_is_transient(canned: CannedVault) -> None:
+    canned.raw = b"<html>gateway</html>"
+    with pytest.raises(VaultUnavailable, match="not JSON"):
+        client_for(canned).read("secret/data/app")
 
 
 @pytest.mark.parametrize(
@@ -91,155 +169,139 @@ def test_a_timeout_is_transient(client: VaultClient) -> None:
     ],
 )
 def test_a_429_carries_the_servers_retry_hint(
-    client: VaultClient, header: str, expected: float | None
+    canned: CannedVault, header: str, expected: float | None
 ) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(
-            f"{ADDRESS}/v1/kv/app",
-            status_code=429,
-            json={"errors": []},
-            headers={"Retry-After": header},
-        )
-        with pytest.raises(VaultUnavailable) as raised:
-            client.read("kv/app")
+    canned.status, canned.answer, canned.headers = 429, {"errors": []}, {"Retry-After": header}
+    with pytest.raises(VaultUnavailable) as raised:
+        client_for(canned).read("kv/app")
     assert raised.value.retry_after == expected
 
 
-def test_lease_errors_name_a_hash_of_the_lease_never_its_id(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.put(f"{ADDRESS}/v1/sys/leases/renew", status_code=400, json={"errors": [LEASE]})
-        with pytest.raises(RequestRejected) as raised:
-            client.renew_lease(LEASE, 30)
+def test_lease_errors_name_a_hash_of_the_lease_never_its_id(canned: CannedVault) -> None:
+    canned.status, canned.answer = 400, {"errors": [LEASE]}
+    with pytest.raises(RequestRejected) as raised:
+        client_for(canned).renew_lease(LEASE, 30)
     assert LEASE not in str(raised.value)
     assert "AbCdEfGh" not in str(raised.value)
     assert lease_reference(LEASE) in str(raised.value)
     assert lease_reference(LEASE).startswith("database/creds/app/sha256:")
+    assert canned.last.body == {"lease_id": LEASE, "increment": 30}
 
 
-def test_the_token_never_appears_in_errors_or_reprs(client: VaultClient, tmp_path: Path) -> None:
+def test_login_sends_the_jwt_without_a_token_and_keeps_the_token_out_of_reprs(
+    canned: CannedVault, tmp_path: Path
+) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.payload.signature")
-    with requests_mock.Mocker() as mock:
-        mock.post(
-            f"{ADDRESS}/v1/auth/kubernetes/login",
-            status_code=200,
-            json={
-                "auth": {
-                    "client_token": TOKEN,
-                    "accessor": "acc",
-                    "lease_duration": 60,
-                    "renewable": True,
-                    "policies": ["default"],
-                }
-            },
-        )
-        token = client.login(AuthConfig(role="app", token_file=str(token_file)))
-        sent = mock.last_request
-        assert sent is not None
-        assert sent.json() == {"role": "app", "jwt": "eyJhbGciOiJSUzI1NiJ9.payload.signature"}
-        assert "X-Vault-Token" not in sent.headers
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.payload.signature\n")
+    canned.answer = {
+        "auth": {
+            "client_token": TOKEN,
+            "accessor": "acc",
+            "lease_duration": 60,
+            "renewable": True,
+            "policies": ["default"],
+        }
+    }
+    client = VaultClient(VaultConnection(address=canned.url))
+    token = client.login(AuthConfig(role="app", token_file=str(token_file)))
+    assert canned.last.method == "POST"
+    assert canned.last.path == "/v1/auth/kubernetes/login"
+    assert canned.last.body == {"role": "app", "jwt": "eyJhbGciOiJSUzI1NiJ9.payload.signature"}
+    assert "X-Vault-Token" not in canned.last.headers
     assert TOKEN not in repr(token)
     assert token.ttl == 60
     assert client.token == TOKEN
+    client.read("kv/app")
+    assert canned.last.headers["X-Vault-Token"] == TOKEN
     assert TOKEN not in token_reference(token.accessor)
 
 
-def test_login_reads_the_token_file_afresh_each_time(client: VaultClient, tmp_path: Path) -> None:
+def test_login_reads_the_token_file_afresh_each_time(canned: CannedVault, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    answer = {"auth": {"client_token": TOKEN, "accessor": "a", "lease_duration": 5}}
-    with requests_mock.Mocker() as mock:
-        mock.post(f"{ADDRESS}/v1/auth/jwt/login", json=answer)
-        auth = AuthConfig(
-            role="app", method="jwt", mount_path="auth/jwt", token_file=str(token_file)
-        )
-        token_file.write_text("first-jwt\n")
-        client.login(auth)
-        token_file.write_text("rotated-jwt\n")
-        client.login(auth)
-        bodies = [request.json()["jwt"] for request in mock.request_history]
-    assert bodies == ["first-jwt", "rotated-jwt"]
+    canned.answer = {"auth": {"client_token": TOKEN, "accessor": "a", "lease_duration": 5}}
+    client = VaultClient(VaultConnection(address=canned.url))
+    auth = AuthConfig(role="app", method="jwt", mount_path="auth/jwt", token_file=str(token_file))
+    token_file.write_text("first-jwt\n")
+    client.login(auth)
+    token_file.write_text("rotated-jwt\n")
+    client.login(auth)
+    assert [seen.body["jwt"] for seen in canned.seen] == ["first-jwt", "rotated-jwt"]
+    assert {seen.path for seen in canned.seen} == {"/v1/auth/jwt/login"}
 
 
-def test_a_missing_token_file_is_a_login_error_without_content(
-    client: VaultClient, tmp_path: Path
-) -> None:
+def test_a_missing_token_file_is_a_login_error_without_content(tmp_path: Path) -> None:
+    client = VaultClient(VaultConnection(address="http://127.0.0.1:9"))
     with pytest.raises(LoginError, match="cannot read the ServiceAccount token file"):
         client.login(AuthConfig(role="app", token_file=str(tmp_path / "absent")))
 
 
-def test_auth_params_override_role_and_token_path(client: VaultClient, tmp_path: Path) -> None:
+def test_auth_params_override_role_and_token_path(canned: CannedVault, tmp_path: Path) -> None:
     other = tmp_path / "projected"
     other.write_text("projected-jwt")
-    answer = {"auth": {"client_token": TOKEN, "accessor": "a", "lease_duration": 5}}
-    with requests_mock.Mocker() as mock:
-        mock.post(f"{ADDRESS}/v1/auth/kubernetes/login", json=answer)
-        client.login(
-            AuthConfig(
-                role="ignored",
-                token_file="/nonexistent",
-                params={"role": "from-params", "token_path": str(other)},
-            )
+    canned.answer = {"auth": {"client_token": TOKEN, "accessor": "a", "lease_duration": 5}}
+    VaultClient(VaultConnection(address=canned.url)).login(
+        AuthConfig(
+            role="ignored",
+            token_file="/nonexistent",
+            params={"role": "from-params", "token_path": str(other)},
         )
-        assert mock.last_request is not None
-        assert mock.last_request.json() == {"role": "from-params", "jwt": "projected-jwt"}
+    )
+    assert canned.last.body == {"role": "from-params", "jwt": "projected-jwt"}
 
 
-def test_integers_in_secret_data_stay_integers(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(
-            f"{ADDRESS}/v1/kv/app",
-            text='{"lease_duration": 2764800, '
-            '"data": {"port": 5432, "ratio": 0.5, "big": 12345678901234567890}}',
-        )
-        secret = client.read("kv/app")
+def test_integers_in_secret_data_stay_integers(canned: CannedVault) -> None:
+    canned.raw = (
+        b'{"lease_duration": 2764800, '
+        b'"data": {"port": 5432, "ratio": 0.5, "big": 12345678901234567890}}'
+    )
+    secret = client_for(canned).read("kv/app")
     assert secret.data["port"] == 5432
     assert type(secret.data["port"]) is int
     assert type(secret.data["big"]) is int
     assert secret.lease_duration == 2764800
 
 
-def test_a_capped_renewal_is_recognised(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.put(
-            f"{ADDRESS}/v1/sys/leases/renew",
-            json={
-                "lease_id": LEASE,
-                "lease_duration": 12,
-                "renewable": True,
-                "warnings": [
-                    'TTL of "30s" exceeded the effective max_ttl of "12s"; '
-                    "TTL value is capped accordingly"
-                ],
-            },
-        )
-        renewal = client.renew_lease(LEASE, 30)
-        assert mock.last_request is not None
-        assert mock.last_request.json() == {"lease_id": LEASE, "increment": 30}
+def test_a_capped_renewal_is_recognised(canned: CannedVault) -> None:
+    canned.answer = {
+        "lease_id": LEASE,
+        "lease_duration": 12,
+        "renewable": True,
+        "warnings": [
+            'TTL of "30s" exceeded the effective max_ttl of "12s"; TTL value is capped accordingly'
+        ],
+    }
+    renewal = client_for(canned).renew_lease(LEASE, 30)
     assert renewal.capped is True
     assert renewal.ttl == 12
 
 
-def test_list_uses_get_with_list_true(client: VaultClient) -> None:
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/secret/metadata?list=true", json={"data": {"keys": ["a", "b/"]}})
-        assert client.list_keys("secret/metadata/") == ["a", "b/"]
+def test_list_uses_get_with_list_true(canned: CannedVault) -> None:
+    canned.answer = {"data": {"keys": ["a", "b/"]}}
+    assert client_for(canned).list_keys("secret/metadata/") == ["a", "b/"]
+    assert canned.last.method == "GET"
+    assert canned.last.path == "/v1/secret/metadata?list=true"
 
 
-def test_keep_alives_can_be_disabled() -> None:
-    vault = VaultClient(VaultConnection(address=ADDRESS, disable_keep_alives=True))
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/kv/app", json={"data": {}})
-        vault.read("kv/app")
-        assert mock.last_request is not None
-        assert mock.last_request.headers["Connection"] == "close"
+def test_keep_alive_reuses_one_connection_unless_disabled(canned: CannedVault) -> None:
+    canned.answer = {"data": {}}
+    client = client_for(canned)
+    for _ in range(3):
+        client.read("kv/app")
+    assert "Connection" not in canned.last.headers
+    closing = client_for(canned, disable_keep_alives=True)
+    closing.read("kv/app")
+    assert canned.last.headers["Connection"] == "close"
 
 
-def test_namespace_is_sent_as_a_header() -> None:
-    vault = VaultClient(VaultConnection(address=ADDRESS, namespace="team-a"))
-    vault.use_token(TOKEN)
-    with requests_mock.Mocker() as mock:
-        mock.get(f"{ADDRESS}/v1/kv/app", json={"data": {}})
-        vault.read("kv/app")
-        assert mock.last_request is not None
-        assert mock.last_request.headers["X-Vault-Namespace"] == "team-a"
-        assert mock.last_request.headers["X-Vault-Token"] == TOKEN
+def test_namespace_and_request_headers(canned: CannedVault) -> None:
+    canned.answer = {"data": {}}
+    client_for(canned, namespace="team-a").read("kv/app")
+    assert canned.last.headers["X-Vault-Namespace"] == "team-a"
+    assert canned.last.headers["X-Vault-Token"] == TOKEN
+    assert canned.last.headers["X-Vault-Request"] == "true"
+
+
+def test_an_address_with_a_path_prefix_keeps_it(canned: CannedVault) -> None:
+    canned.answer = {"data": {}}
+    VaultClient(VaultConnection(address=canned.url + "/vault/")).read("kv/app")
+    assert canned.last.path == "/vault/v1/kv/app"
