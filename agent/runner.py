@@ -24,6 +24,7 @@ holds (revoking a token revokes every lease it issued), exit 0.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import random
@@ -33,7 +34,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Literal
 
 from agent.audit import Audit
 from agent.config import AgentConfig
@@ -48,6 +48,7 @@ from agent.schedule import (
     DeadlineQueue,
     FailureGate,
     LeaseClock,
+    Plan,
     RetryPolicy,
     next_lease_action,
     static_refresh_time,
@@ -75,7 +76,11 @@ COMMANDS_TASK: TaskKey = ("commands",)
 # The loop wakes at least this often, so a clock jump or a lost wake-up cannot stall it long.
 MAX_SLEEP_SECONDS = 30.0
 
-LoginStep = Literal["renew", "relogin"]
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    TEMPLATE_ERROR = "template error"
+    WRITE_ERROR = "write error"
 
 
 class Interrupted(BaseException):
@@ -130,7 +135,9 @@ class Agent:
         self.vault = VaultClient(config.vault, gate=self.gate, now=now)
         self.audit = audit or Audit(config.pod)
         self.metrics = metrics or Metrics()
-        self.store = SecretStore(self.vault, audit=self.audit, now=now, wall_now=wall_now)
+        self.store = SecretStore(
+            self.vault, audit=self.audit, now=now, wall_now=wall_now, rng=self.rng
+        )
         self.queue: DeadlineQueue[TaskKey] = DeadlineQueue()
         self.commands = CommandRunner(audit=self.audit, now=now)
         self.environ = dict(environ if environ is not None else os.environ)
@@ -138,10 +145,11 @@ class Agent:
         self.token: HeldToken | None = None
         # Earlier logins whose tokens still live: their leases may still be on someone's disk.
         self.old_tokens: list[HeldToken] = []
-        self.next_login_step: LoginStep = "renew"
+        self.token_plan: Plan | None = None
         self.learned_token_lifetime: float | None = None
         self.generation = 0
-        self.dep_actions: dict[Dependency, str] = {}
+        # What each dependency's task will do: None re-reads a static secret.
+        self.dep_plans: dict[Dependency, Plan | None] = {}
         self.attempts: dict[TaskKey, int] = {}
         self.templates: dict[str, TemplateState] = {}
         self._last_login_problem = "could not log in"
@@ -169,12 +177,12 @@ class Agent:
                 self.audit.event("error", template=config.name, operation="parse")
             self.templates[config.name] = state
 
-    def _render(self, name: str) -> bool:
-        """Render one template and write it if its bytes changed. False on a template or write
-        error (recorded, logged); Vault errors propagate, after recording what was touched."""
+    def _render(self, name: str) -> Outcome:
+        """Render one template and write it if its bytes changed. Template and write errors are
+        recorded and logged; Vault errors propagate, after recording what was touched."""
         state = self.templates[name]
         if state.prepared is None:
-            return False
+            return Outcome.TEMPLATE_ERROR
         used: set[Dependency] = set()
         try:
             data = state.prepared.render(self.store.backend(used), environ=self.environ)
@@ -185,7 +193,7 @@ class Agent:
             self.audit.event("error", template=name, operation="render")
             self.metrics.count("failures", "render")
             self._schedule_dependencies(used)
-            return False
+            return Outcome.TEMPLATE_ERROR
         except VaultError as error:
             state.uses |= used
             state.problem = str(error)
@@ -201,14 +209,14 @@ class Agent:
             logger.error("template %s: %s; the previous file is kept", name, error)
             self.audit.event("error", template=name, operation="write", file=config.destination)
             self.metrics.count("failures", "write")
-            return False
+            return Outcome.WRITE_ERROR
         state.problem = None
         state.rendered = True
         if changed:
             self.audit.event("write", template=name, file=config.destination)
             self.metrics.count("file_writes", name)
             self._notify(name)
-        return True
+        return Outcome.OK
 
     def _render_dependents(self, dependencies: Iterable[Dependency]) -> None:
         changed = set(dependencies)
@@ -218,17 +226,15 @@ class Agent:
         self._forget_unused()
 
     def _render_or_retry(self, name: str) -> None:
+        """Render; a failed write or fetch is retried later by the template's own task (a
+        template error is not: only new data can fix it, and new data renders it again)."""
         try:
-            ok = self._render(name)
+            outcome = self._render(name)
         except VaultError as error:
             self._failed(_render_task(name), error)
             return
-        if not ok and self.templates[name].problem and self._is_write_problem(name):
+        if outcome is Outcome.WRITE_ERROR:
             self._failed(_render_task(name), None)
-
-    def _is_write_problem(self, name: str) -> bool:
-        problem = self.templates[name].problem or ""
-        return problem.startswith("cannot write")
 
     def _forget_unused(self) -> None:
         used = set().union(*(state.uses for state in self.templates.values()))
@@ -236,7 +242,7 @@ class Agent:
             if held.dependency not in used:
                 self.store.forget(held.dependency)
                 self.queue.cancel(_dep_task(held.dependency))
-                self.dep_actions.pop(held.dependency, None)
+                self.dep_plans.pop(held.dependency, None)
 
     def _notify(self, name: str) -> None:
         config = self.templates[name].prepared
@@ -282,9 +288,9 @@ class Agent:
             auth.ttl,
             renewable=auth.renewable,
             known_lifetime=self.learned_token_lifetime,
+            rng=self.rng,
         )
-        if self.token is not None:
-            self.old_tokens.append(self.token)
+        previous = self.token
         self.token = HeldToken(auth, clock, self.generation)
         self.audit.event(
             "login",
@@ -296,6 +302,27 @@ class Agent:
         logger.info("logged in to Vault (token ttl %ds)", auth.ttl)
         self._write_token_sink()
         self._schedule_token()
+        if previous is not None:
+            self._retire(previous)
+
+    def _retire(self, old: HeldToken) -> None:
+        """After a new login the old token is no longer renewed: it dies at the end of its
+        current window (its last renewal reached a fraction of its lifetime past this moment),
+        and so do the leases it issued. Those that would outlive it are issued anew now."""
+        self.old_tokens.append(old)
+        now = self.now()
+        self.old_tokens = [token for token in self.old_tokens if token.clock.expires_at > now]
+        for held in self.store:
+            if held.generation != old.generation or held.clock is None:
+                continue
+            if held.category != "lease":
+                continue
+            own_end = held.clock.hard_expires_at
+            if own_end is None or own_end > old.clock.expires_at:
+                self.dep_plans[held.dependency] = Plan(now, "reissue")
+                self.queue.set(_dep_task(held.dependency), now)
+            else:
+                self._schedule_dependency(held.dependency)
 
     def _write_token_sink(self) -> None:
         if self.config.token_sink and self.token is not None:
@@ -305,33 +332,34 @@ class Agent:
                 logger.error("token sink: %s", error)
 
     def _token_bound(self, generation: int) -> float | None:
-        """When the token of ``generation`` dies for good, if known: its leases die with it."""
-        for token in [self.token, *self.old_tokens]:
-            if token is not None and token.generation == generation:
-                return token.clock.hard_expires_at
+        """When the token of ``generation`` dies for good, if known: its leases die with it.
+        The current token lives to its hard expiry; an old one, no longer renewed, to the end
+        of its window."""
+        if self.token is not None and self.token.generation == generation:
+            return self.token.clock.hard_expires_at
+        for token in self.old_tokens:
+            if token.generation == generation:
+                return token.clock.expires_at
         return None
 
     def _schedule_token(self) -> None:
         if self.token is None:
             self.queue.set(TOKEN_TASK, self.now())
             return
-        when, action = next_lease_action(
+        self.token_plan = next_lease_action(
             self.token.clock,
             now=self.now(),
             min_remaining_fraction=self.fraction,
             rng=self.rng,
         )
-        self.next_login_step = "renew" if action == "renew" else "relogin"
-        self.queue.set(TOKEN_TASK, when)
+        self.queue.set(TOKEN_TASK, self.token_plan.when)
 
     def _maintain_token(self) -> None:
-        if self.token is None or self.next_login_step == "relogin":
+        if self.token is None or self.token_plan is None or self.token_plan.action == "reissue":
             self._login()
-            self._drop_expired_tokens()
             return
-        increment = self.token.clock.renewal_increment(self.fraction)
         try:
-            renewal = self.vault.renew_self(increment)
+            renewal = self.vault.renew_self(self.token_plan.increment)
         except PermissionDenied:
             self._token_lost("renewal rejected")
             return
@@ -371,16 +399,12 @@ class Agent:
         now = self.now()
         self.queue.set(TOKEN_TASK, now)
         for dependency in self.store.forget_generation(lost.generation):
-            self.dep_actions.pop(dependency, None)
+            self.dep_plans.pop(dependency, None)
             self.queue.set(_dep_task(dependency), now + 0.01)
 
     def _ensure_token(self) -> None:
         if self.token is None:
             self._login()
-
-    def _drop_expired_tokens(self) -> None:
-        now = self.now()
-        self.old_tokens = [token for token in self.old_tokens if token.clock.expires_at > now]
 
     def _token_is_rejected(self) -> bool:
         try:
@@ -410,17 +434,17 @@ class Agent:
                 now=now,
                 rng=self.rng,
             )
-            action = "refresh"
+            self.dep_plans[dependency] = None
         else:
-            when, lease_action = next_lease_action(
+            plan = next_lease_action(
                 held.clock,
                 now=now,
                 min_remaining_fraction=self.fraction,
                 rng=self.rng,
                 token_hard_expiry=self._token_bound(held.generation),
             )
-            action = lease_action
-        self.dep_actions[dependency] = action
+            self.dep_plans[dependency] = plan
+            when = plan.when
         self.queue.set(_dep_task(dependency), when)
 
     def _maintain_dependency(self, dependency: Dependency) -> None:
@@ -429,15 +453,15 @@ class Agent:
         if held is None:
             self._issue(dependency, previous=None)
             return
-        action = self.dep_actions.get(dependency, "refresh")
-        if action == "refresh":
+        plan = self.dep_plans.get(dependency)
+        if plan is None:
             fresh = self.store.fetch(dependency)
             if fresh.secret.data != held.secret.data or fresh.keys != held.keys:
                 self.audit.event("refresh", path=dependency.path, changed=True)
                 self._render_dependents([dependency])
-        elif action == "renew":
+        elif plan.action == "renew":
             try:
-                self.store.renew(dependency, min_remaining_fraction=self.fraction)
+                self.store.renew(dependency, increment=plan.increment)
                 self.metrics.count("renewals", "lease")
             except (RequestRejected, NotFound) as error:
                 if self.vault.lease_alive(held.secret.lease_id):
@@ -459,7 +483,6 @@ class Agent:
         self._ensure_token()
         if previous is not None and self._token_would_cut_short(dependency, previous):
             self._login()
-            self._drop_expired_tokens()
         fresh = self.store.fetch(dependency)
         if previous is not None and previous.clock is not None:
             left, lifetime = self._life_left(previous)
@@ -515,7 +538,7 @@ class Agent:
             elif kind == "render":
                 name = key[1]
                 assert isinstance(name, str)
-                if not self._render(name) and self._is_write_problem(name):
+                if self._render(name) is Outcome.WRITE_ERROR:
                     self._failed(key, None)
                     return
             elif kind == "commands":
@@ -628,12 +651,11 @@ class Agent:
             for name in list(pending):
                 try:
                     self._ensure_token()
-                    if self._render(name):
-                        pending.remove(name)
-                    elif not self._is_write_problem(name):
-                        pending.remove(name)  # a template error: data must change first
-                    else:
+                    outcome = self._render(name)
+                    if outcome is Outcome.WRITE_ERROR:
                         worst = worst or self.retry.transient
+                    else:  # written, or a template error that only new data can fix
+                        pending.remove(name)
                 except PermissionDenied as error:
                     if self._token_is_rejected():
                         self._token_lost("a request was denied")

@@ -89,6 +89,9 @@ class LeaseClock:
     renewable: bool
     # The credential cannot live past this (max TTL, NotAfter): known or predicted; None: unknown.
     hard_expires_at: float | None = None
+    # Where in REISSUE_WINDOW this credential is replaced: drawn once, so that the renewal
+    # planned for it and the reissue that follows agree on the moment.
+    reissue_point: float = 0.9
 
     @classmethod
     def issued(
@@ -98,6 +101,7 @@ class LeaseClock:
         *,
         renewable: bool,
         known_lifetime: float | None = None,
+        rng: random.Random | None = None,
     ) -> LeaseClock:
         """A fresh credential. Without renewal its first window is also its whole life."""
         hard: float | None = None
@@ -112,6 +116,7 @@ class LeaseClock:
             expires_at=now + ttl,
             renewable=renewable,
             hard_expires_at=hard,
+            reissue_point=_uniform(REISSUE_WINDOW, rng) if rng is not None else 0.9,
         )
 
     @property
@@ -150,11 +155,12 @@ def _uniform(window: tuple[float, float], rng: random.Random) -> float:
 
 
 def reissue_time(
-    issued_at: float, hard_expires_at: float, min_remaining_fraction: float, rng: random.Random
+    issued_at: float, hard_expires_at: float, min_remaining_fraction: float, point: float
 ) -> float:
-    """When to replace a credential so that it keeps at least the fraction of its lifetime."""
+    """When to replace a credential so that it keeps at least the fraction of its lifetime:
+    at ``point`` (within REISSUE_WINDOW, below 1) of the span that leaves exactly that."""
     lifetime = max(0.0, hard_expires_at - issued_at)
-    return issued_at + lifetime * (1.0 - min_remaining_fraction) * _uniform(REISSUE_WINDOW, rng)
+    return issued_at + lifetime * (1.0 - min_remaining_fraction) * point
 
 
 def renewal_time(clock: LeaseClock, min_remaining_fraction: float, rng: random.Random) -> float:
@@ -171,6 +177,15 @@ def effective_hard_expiry(clock: LeaseClock, bound: float | None) -> float | Non
     return min(clock.hard_expires_at, bound)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The next thing to do for a credential: when, what, and for a renewal the increment."""
+
+    when: float
+    action: Action
+    increment: int = 0
+
+
 def next_lease_action(
     clock: LeaseClock,
     *,
@@ -178,24 +193,40 @@ def next_lease_action(
     min_remaining_fraction: float,
     rng: random.Random,
     token_hard_expiry: float | None = None,
-) -> tuple[float, Action]:
-    """The next thing to do for a leased credential, and when (never sooner than a second)."""
+) -> Plan:
+    """The next step for a leased credential (never sooner than ``MIN_DELAY_SECONDS``).
+
+    Once the lifetime is known, the last renewal before the planned re-issue asks for a window
+    that reaches a fraction of the lifetime past the re-issue: the replaced credential is not
+    renewed any more, and an app that has not re-read its file yet must still be able to use
+    it for that long. Earlier renewals ask for the TTL only, so a pod that dies without
+    revoking leaves a credential alive for one TTL, not for its whole lifetime.
+    """
+    fraction = min_remaining_fraction
     hard = effective_hard_expiry(clock, token_hard_expiry)
     reissue_at = (
-        reissue_time(clock.issued_at, hard, min_remaining_fraction, rng)
+        reissue_time(clock.issued_at, hard, fraction, clock.reissue_point)
         if hard is not None
         else math.inf
     )
     can_extend = clock.renewable and (
         clock.hard_expires_at is None or clock.expires_at < clock.hard_expires_at
     )
-    renew_at = renewal_time(clock, min_remaining_fraction, rng) if can_extend else math.inf
+    renew_at = renewal_time(clock, fraction, rng) if can_extend else math.inf
     if renew_at < reissue_at:
-        return max(renew_at, now + MIN_DELAY_SECONDS), "renew"
+        when = max(renew_at, now + MIN_DELAY_SECONDS)
+        increment = clock.renewal_increment(fraction)
+        if hard is not None and clock.hard_expires_at is not None:
+            # If the next renewal may fall after the reissue, this one is the last before it.
+            latest_next_renewal = when + clock.ttl * (1.0 - fraction) * RENEW_WINDOW[1]
+            if latest_next_renewal >= reissue_at:
+                keep_until = min(hard, reissue_at + fraction * (hard - clock.issued_at))
+                increment = max(increment, math.ceil(keep_until - when))
+        return Plan(when, "renew", increment)
     if math.isinf(reissue_at):
         # Neither renewable nor bounded: issue anew before the window ends, like a renewal.
-        reissue_at = renewal_time(clock, min_remaining_fraction, rng)
-    return max(reissue_at, now + MIN_DELAY_SECONDS), "reissue"
+        reissue_at = renewal_time(clock, fraction, rng)
+    return Plan(max(reissue_at, now + MIN_DELAY_SECONDS), "reissue")
 
 
 def static_refresh_time(

@@ -11,6 +11,7 @@ when to renew or fetch again. KV paths are resolved as consul-template does: on 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -100,8 +101,10 @@ class SecretStore:
         audit: Audit,
         now: Callable[[], float] = time.monotonic,
         wall_now: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self._vault = vault
+        self._rng = rng or random.SystemRandom()
         self._audit = audit
         self._now = now
         self._wall_now = wall_now
@@ -214,11 +217,17 @@ class SecretStore:
             else:
                 category = "certificate"
                 seconds_left = not_after.timestamp() - self._wall_now()
-                clock = LeaseClock.issued(now, max(0.0, seconds_left), renewable=False)
+                clock = LeaseClock.issued(
+                    now, max(0.0, seconds_left), renewable=False, rng=self._rng
+                )
         elif answer.lease_id:
             category = "lease"
             clock = LeaseClock.issued(
-                now, answer.lease_duration, renewable=answer.renewable, known_lifetime=learned
+                now,
+                answer.lease_duration,
+                renewable=answer.renewable,
+                known_lifetime=learned,
+                rng=self._rng,
             )
         else:
             category, clock = "static", None
@@ -231,11 +240,11 @@ class SecretStore:
         )
         return Held(dependency, category, secret, (), now, clock, self.generation)
 
-    def renew(self, dependency: Dependency, *, min_remaining_fraction: float) -> Held:
-        """Extend a lease; learns the credential's lifetime when Vault caps the extension."""
+    def renew(self, dependency: Dependency, *, increment: int) -> Held:
+        """Extend a lease by ``increment`` seconds; learns the credential's lifetime when Vault
+        caps the extension."""
         held = self._held[dependency]
         assert held.clock is not None, "only leases are renewed"
-        increment = held.clock.renewal_increment(min_remaining_fraction)
         renewal = self._vault.renew_lease(held.secret.lease_id, increment)
         now = self._now()
         clock = held.clock.after_renewal(

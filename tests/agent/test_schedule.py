@@ -56,45 +56,65 @@ def test_retry_policy_never_retries_a_denial_as_fast_as_an_outage() -> None:
         pytest.param(20, 70, id="a max ttl just beyond the first probe"),
     ],
 )
-def test_simulated_vault_rotation_keeps_a_third_of_the_lifetime(ttl: int, max_ttl: int) -> None:
+@pytest.mark.parametrize("seed", range(12))
+def test_simulated_vault_rotation_keeps_a_third_of_the_lifetime(
+    ttl: int, max_ttl: int, seed: int
+) -> None:
     """Drive the rules against a model of Vault's renewal answers: Vault caps a renewal at the
     lease's max TTL and honours any increment below it.
 
     Once a secret's lifetime is learned (from the first capped renewal) every rotation leaves at
     least a third of it. The first rotation does too when the max TTL is within the probe's reach
     (ttl / fraction); beyond it, it still leaves more than the credential's own TTL."""
-    rng = seeded(42)
+    rng = seeded(seed)
     now = 0.0
-    clock = LeaseClock.issued(now, ttl, renewable=True)
+    clock = LeaseClock.issued(now, ttl, renewable=True, rng=rng)
     hard = now + max_ttl
     learned: float | None = None
     renewals = 0
     for rotation in range(5):
         while True:
-            when, action = next_lease_action(
-                clock, now=now, min_remaining_fraction=FRACTION, rng=rng
-            )
-            assert when >= now
-            now = when
+            plan = next_lease_action(clock, now=now, min_remaining_fraction=FRACTION, rng=rng)
+            assert plan.when >= now
+            now = plan.when
             assert now < clock.expires_at, "the credential expired before the agent acted"
-            if action == "reissue":
-                left = hard - now
+            if plan.action == "reissue":
+                # What the replaced credential really has left: it is not renewed any more, so
+                # its current window, not its max TTL, is the end of it.
+                left = clock.expires_at - now
                 if rotation > 0 or max_ttl <= ttl / FRACTION:
-                    assert left >= FRACTION * max_ttl
+                    assert left >= FRACTION * max_ttl - 1.0  # Vault counts whole seconds
                 else:
-                    assert left >= min(FRACTION * max_ttl, ttl)
+                    assert left >= min(FRACTION * max_ttl, ttl) - 1.0
                 learned = clock.lifetime
                 break
-            increment = clock.renewal_increment(FRACTION)
-            granted = min(increment, hard - now)
+            granted = min(plan.increment, hard - now)
             clock = clock.after_renewal(
-                now, ttl=granted, capped=granted < increment, renewable=True
+                now, ttl=granted, capped=granted < plan.increment, renewable=True
             )
             renewals += 1
-        clock = LeaseClock.issued(now, ttl, renewable=True, known_lifetime=learned)
+        clock = LeaseClock.issued(now, ttl, renewable=True, known_lifetime=learned, rng=rng)
         hard = now + max_ttl
     # Renewals are not a busy loop: about one per half ttl at most.
     assert renewals <= 5 * (max_ttl / (ttl * 0.5) + 1)
+
+
+def test_renewals_ask_for_the_ttl_until_the_last_one_before_the_reissue() -> None:
+    """Short windows while the credential is on disk (a pod that dies without revoking leaves
+    it alive for one TTL); the last renewal covers a third of the lifetime past the reissue."""
+    rng = seeded(9)
+    clock = LeaseClock.issued(0.0, 10, renewable=True, known_lifetime=300, rng=rng)
+    now, increments = 0.0, []
+    while True:
+        plan = next_lease_action(clock, now=now, min_remaining_fraction=FRACTION, rng=rng)
+        now = plan.when
+        if plan.action == "reissue":
+            break
+        increments.append(plan.increment)
+        clock = clock.after_renewal(now, ttl=plan.increment, capped=False, renewable=True)
+    assert set(increments[:-1]) == {10}
+    assert increments[-1] > 10
+    assert clock.expires_at - now >= FRACTION * 300
 
 
 def test_an_unknown_max_ttl_is_probed_with_a_longer_increment() -> None:
@@ -107,10 +127,10 @@ def test_an_unknown_max_ttl_is_probed_with_a_longer_increment() -> None:
 
 def test_a_non_renewable_credential_is_reissued_before_two_thirds_of_its_ttl() -> None:
     rng = seeded(1)
-    clock = LeaseClock.issued(100.0, 30, renewable=False)
-    when, action = next_lease_action(clock, now=100.0, min_remaining_fraction=FRACTION, rng=rng)
-    assert action == "reissue"
-    assert 100.0 + 30 * (2 / 3) * 0.85 <= when <= 100.0 + 30 * (2 / 3) * 0.95
+    clock = LeaseClock.issued(100.0, 30, renewable=False, rng=rng)
+    plan = next_lease_action(clock, now=100.0, min_remaining_fraction=FRACTION, rng=rng)
+    assert plan.action == "reissue"
+    assert 100.0 + 30 * (2 / 3) * 0.85 <= plan.when <= 100.0 + 30 * (2 / 3) * 0.95
 
 
 def test_the_issuing_tokens_expiry_bounds_a_credential() -> None:
@@ -119,13 +139,14 @@ def test_the_issuing_tokens_expiry_bounds_a_credential() -> None:
     now = 0.0
     actions = []
     while True:
-        now, action = next_lease_action(
+        plan = next_lease_action(
             clock, now=now, min_remaining_fraction=FRACTION, rng=rng, token_hard_expiry=60.0
         )
-        actions.append(action)
-        if action == "reissue":
+        now = plan.when
+        actions.append(plan.action)
+        if plan.action == "reissue":
             break
-        clock = clock.after_renewal(now, ttl=20, capped=False, renewable=True)
+        clock = clock.after_renewal(now, ttl=plan.increment, capped=False, renewable=True)
     assert actions[0] == "renew"
     assert now <= 60.0 - 60.0 * FRACTION
 
@@ -141,12 +162,16 @@ def test_a_renewal_past_a_predicted_expiry_forgets_the_prediction() -> None:
 
 def test_work_is_never_scheduled_closer_than_the_minimum_delay() -> None:
     clock = LeaseClock.issued(0.0, 0.5, renewable=False)
-    when, _ = next_lease_action(clock, now=10.0, min_remaining_fraction=FRACTION, rng=seeded(0))
-    assert when == 10.0 + MIN_DELAY_SECONDS
+    plan = next_lease_action(clock, now=10.0, min_remaining_fraction=FRACTION, rng=seeded(0))
+    assert plan.when == 10.0 + MIN_DELAY_SECONDS
 
 
 def test_reissue_time_is_jittered_only_earlier() -> None:
-    times = [reissue_time(0.0, 30.0, FRACTION, seeded(seed)) for seed in range(100)]
+    times = [
+        LeaseClock.issued(0.0, 30, renewable=False, rng=seeded(seed)).reissue_point
+        for seed in range(100)
+    ]
+    times = [reissue_time(0.0, 30.0, FRACTION, point) for point in times]
     assert max(times) <= 20.0
     assert min(times) >= 20.0 * 0.85
     assert len(set(times)) > 50

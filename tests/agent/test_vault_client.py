@@ -109,7 +109,8 @@ def test_a_database_lease_is_renewed_and_its_max_ttl_learned(
     assert held.category == "lease"
     assert held.clock is not None
     assert held.clock.hard_expires_at is None  # unknown until Vault caps a renewal
-    renewed = store.renew(dependency, min_remaining_fraction=1 / 3)
+    assert held.clock.renewal_increment(1 / 3) == 30
+    renewed = store.renew(dependency, increment=30)
     assert renewed.clock is not None
     # Asked for ttl / fraction = 30s, capped at the max TTL: the lifetime is known now.
     assert renewed.clock.hard_expires_at is not None
