@@ -27,6 +27,15 @@ STEPS_SEEN = [
         id="the webhook logged the admission",
     ),
     pytest.param(
+        "containers  vault-agent-init: init container, vault-sidecar-injector-agent:0.1.0 "
+        "args --mode init; uid 100 gid 1000, read-only root, seccomp RuntimeDefault",
+        id="the summary names the injected init container and its security context",
+    ),
+    pytest.param(
+        "app mounts  orders: /vault/secrets (vault-secrets, read-only)",
+        id="the summary shows the app's read-only secrets mount",
+    ),
+    pytest.param(
         "Warning: vault.hashicorp.com/agent-inject-secrets-db: unknown annotation",
         id="a misspelt annotation gets a warning",
     ),
