@@ -32,12 +32,17 @@ from typing import Any, Literal, TypeVar
 import jsonpatch
 import requests
 
-from certs.authority import generate_ca, issue_serving_certificate
+from certs.authority import generate_ca
 from tests.support.emulator import Image, ImageTable, apply_service_account_admission, this_python
 from tests.support.fake_kube import FakeKubeApiServer
 from tests.support.postgres import PostgresServer
 from tests.support.vault import VaultServer
-from tests.webhook.server_support import free_port, wait_for_tls
+from tests.webhook.server_support import (
+    free_port,
+    server_environment,
+    wait_for_tls,
+    write_tls_files,
+)
 from webhook.settings import DEFAULT_AGENT_IMAGE
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -106,7 +111,7 @@ class WebhookServer:
     ) -> None:
         self.work_dir = work_dir
         self.port = free_port()
-        self.ca_file = work_dir / "ca.crt"
+        self.ca_file = work_dir / "ca.crt"  # written by start()
         self.log_file = work_dir / "webhook.log"
         self._extra = {"AGENT_INJECT_VAULT_ADDR": vault_address, **(environment or {})}
         self._process: subprocess.Popen[bytes] | None = None
@@ -121,28 +126,15 @@ class WebhookServer:
 
     def start(self) -> WebhookServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        authority = generate_ca()
-        serving = issue_serving_certificate(authority, ["127.0.0.1", "localhost"])
-        self.ca_file.write_bytes(authority.cert_pem)
-        cert_file, key_file = self.work_dir / "tls.crt", self.work_dir / "tls.key"
-        cert_file.write_bytes(serving.cert_pem)
-        key_file.write_bytes(serving.key_pem)
-        key_file.chmod(0o600)
-        environment = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AGENT_INJECT_", "PROMETHEUS_"))
-        }
-        environment.update(
-            {
-                "AGENT_INJECT_TLS_CERT_FILE": str(cert_file),
-                "AGENT_INJECT_TLS_KEY_FILE": str(key_file),
-                "AGENT_INJECT_LOG_FORMAT": "json",
-                "AGENT_INJECT_LOG_LEVEL": "info",
-                "AGENT_INJECT_WORKERS": "1",
-                "PYTHONPATH": str(REPOSITORY),
-                **self._extra,
-            }
+        tls = write_tls_files(self.work_dir)
+        self.ca_file = tls.ca_file
+        environment = server_environment(
+            tls,
+            AGENT_INJECT_LOG_FORMAT="json",
+            # One line per admission at info: the demo shows it, troubleshooting relies on it.
+            AGENT_INJECT_LOG_LEVEL="info",
+            AGENT_INJECT_WORKERS="1",
+            **self._extra,
         )
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
