@@ -45,7 +45,7 @@ def create_app(reviewer: Reviewer) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exception: RequestEntityTooLarge) -> Response:
-        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        metrics.count_failure("", "bad_request")
         _discard_body()
         reply = _error(413, f"body over {MAX_BODY_BYTES} bytes")
         reply.headers["Connection"] = "close"
@@ -54,7 +54,7 @@ def create_app(reviewer: Reviewer) -> Flask:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
         logger.exception("internal error while answering %s", request.path)
-        metrics.FAILURES.labels(namespace="", reason="internal_error").inc()
+        metrics.count_failure("", "internal_error")
         return _error(500, "internal error; see the webhook's log")
 
     @app.post("/mutate")
@@ -97,26 +97,26 @@ def _discard_body() -> None:
 
 def _mutate(reviewer: Reviewer, started: float) -> Response:
     if request.mimetype != JSON_TYPE:
-        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        metrics.count_failure("", "bad_request")
         return _error(400, f"expected Content-Type {JSON_TYPE}")
     body = request.get_data(cache=False)
     if not body:
-        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        metrics.count_failure("", "bad_request")
         return _error(400, "empty body; expected an AdmissionReview")
     try:
         document: Any = json.loads(body)
     except (ValueError, RecursionError):
-        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        metrics.count_failure("", "bad_request")
         return _error(400, "body is not valid JSON")
     try:
         outcome = reviewer.review(document)
     except ReviewError as error:
-        metrics.FAILURES.labels(namespace="", reason="bad_request").inc()
+        metrics.count_failure("", "bad_request")
         return _error(400, f"not an AdmissionReview request: {error}")
     if outcome.result == "injected":
-        metrics.INJECTIONS.labels(namespace=outcome.namespace, kind=outcome.kind).inc()
+        metrics.count_injection(outcome.namespace, outcome.kind)
     elif outcome.result == "refused":
-        metrics.FAILURES.labels(namespace=outcome.namespace, reason="refused").inc()
+        metrics.count_failure(outcome.namespace, "refused")
     if logger.isEnabledFor(logging.INFO):
         logger.info(
             "admission %s",

@@ -38,6 +38,29 @@ FAILURES = Counter(
 )
 
 
+# Label children by label values: ``labels()`` costs more than the increment itself (it
+# validates and locks on every call). These hold the same children prometheus_client keeps for
+# each label set, so they add no series.
+_injections: dict[tuple[str, str], Counter] = {}
+_failures: dict[tuple[str, str], Counter] = {}
+
+
+def count_injection(namespace: str, kind: str) -> None:
+    counter = _injections.get((namespace, kind))
+    if counter is None:
+        counter = _injections[(namespace, kind)] = INJECTIONS.labels(namespace=namespace, kind=kind)
+    counter.inc()
+
+
+def count_failure(namespace: str, reason: str) -> None:
+    counter = _failures.get((namespace, reason))
+    if counter is None:
+        counter = _failures[(namespace, reason)] = FAILURES.labels(
+            namespace=namespace, reason=reason
+        )
+    counter.inc()
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics text and its content type, merged across worker processes when needed."""
     if os.environ.get(MULTIPROCESS_ENV):
