@@ -11,8 +11,9 @@ p50/p99 latency for each, plus the mutate/floor throughput ratio.
 The load generator runs on the same 2 cores as the servers (asyncio, raw HTTP/1.1), so absolute
 numbers include its cost; the ratio to the floor is the figure that travels between machines.
 Each row also reports the CPU time the server processes (gunicorn master and workers, read from
-/proc) and the client processes spent per admission: unlike throughput, these barely move when
-another job shares the machine, so they show where a change went.
+/proc) and the client processes spent per admission, which move less than throughput when
+another job shares the machine, and "others %": the share of the machine's CPU that processes
+outside the benchmark used during the row (re-run rows where it is not near 0).
 The webhook logs at its production default (info: one JSON line per admission, to /dev/null
 here), because admins keep that line on. The 1-minute load average is printed before and after.
 Targets (issue 2): mutate throughput >= 60% of the floor, p99 < 25 ms at 16 connections, no errors.
@@ -153,6 +154,8 @@ class Result:
     latencies_ms: list[float]
     server_cpu_seconds: float
     client_cpu_seconds: float
+    # CPU time the whole machine spent outside the benchmark's own processes during the row.
+    other_cpu_seconds: float
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -197,6 +200,13 @@ def _cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / _CLOCK_TICKS
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time every process on the machine has used since boot (first line of /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
 
 
 def load_average() -> float:
@@ -268,10 +278,12 @@ def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: 
     server = _server_pids(port)
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         server_before = _cpu_seconds(server)
+        machine_before = _machine_busy_seconds()
         outcomes = pool.starmap(
             _client_process, [(port, share, seconds, ca_file, (body, expect)) for share in shares]
         )
         server_cpu = _cpu_seconds(server) - server_before
+        machine = _machine_busy_seconds() - machine_before
     latencies = [value for _, values, _ in outcomes for value in values]
     return Result(
         requests=len(latencies),
@@ -280,6 +292,7 @@ def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: 
         latencies_ms=latencies,
         server_cpu_seconds=server_cpu,
         client_cpu_seconds=sum(cpu for _, _, cpu in outcomes),
+        other_cpu_seconds=max(0.0, machine - server_cpu - sum(cpu for _, _, cpu in outcomes)),
     )
 
 
@@ -370,8 +383,10 @@ def main() -> int:
         "p99 ms",
         "server us/adm",
         "client us/adm",
+        "others %",
     )
-    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8} {:>13} {:>13}".format(*header))
+    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8} {:>13} {:>13} {:>8}".format(*header))
+    cpus = os.cpu_count() or 1
     for (name, concurrency), result in sorted(rows.items()):
         rate = result.requests / result.seconds
         per_admission = 1e6 / max(1, result.requests)
@@ -380,7 +395,8 @@ def main() -> int:
             f"{statistics.median(result.latencies_ms or [float('nan')]):>8.2f} "
             f"{percentile(result.latencies_ms, 0.99):>8.2f} "
             f"{result.server_cpu_seconds * per_admission:>13.0f} "
-            f"{result.client_cpu_seconds * per_admission:>13.0f}"
+            f"{result.client_cpu_seconds * per_admission:>13.0f} "
+            f"{result.other_cpu_seconds / result.seconds / cpus * 100:>8.0f}"
         )
     verdicts = []
     for concurrency in arguments.concurrency:
