@@ -23,10 +23,10 @@ import difflib
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import jsonpatch
 
@@ -159,6 +159,49 @@ SIGNAL_GROUP = PREFIX + "agent-inject-signal-"  # ours
 AUTH_CONFIG_GROUP = PREFIX + "auth-config-"
 TELEMETRY_GROUP = PREFIX + "agent-telemetry-"
 
+# What each section of the agent configuration reads besides the settings (a test checks that
+# nothing else changes them): a pod that sets none of them gets the section the settings alone
+# give, worked out once per settings.
+VAULT_CONNECTION_KEYS = frozenset(
+    {
+        SERVICE,
+        TLS_SKIP_VERIFY,
+        CLIENT_CERT,
+        CLIENT_KEY,
+        CA_CERT,
+        CA_KEY,
+        PROXY_ADDRESS,
+        AGENT_DISABLE_KEEP_ALIVES,
+        VAULT_NAMESPACE,
+        TLS_SERVER_NAME,
+        CLIENT_TIMEOUT,
+        CLIENT_MAX_RETRIES,
+    }
+)
+LIFECYCLE_KEYS = frozenset(
+    {
+        TEMPLATE_LEASE_RENEWAL_THRESHOLD,
+        AGENT_REVOKE_ON_SHUTDOWN,
+        AGENT_REVOKE_GRACE,
+        TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE,
+        TEMPLATE_STATIC_SECRET_RENDER_INTERVAL,
+    }
+)
+# Accepted for compatibility, with a warning that they do nothing (besides agent-telemetry-*).
+NO_EFFECT_KEYS = frozenset(
+    {
+        AGENT_CACHE_ENABLE,
+        AGENT_CACHE_EXIT_ON_ERR,
+        AGENT_ENABLE_QUIT,
+        AGENT_CACHE_LISTENER_PORT,
+        AGENT_METRICS_LISTENER_PORT,
+        GO_MAX_PROCS,
+        TEMPLATE_MAX_CONNECTIONS_PER_HOST,
+        AGENT_CACHE_USE_AUTO_AUTH_TOKEN,
+        AGENT_DISABLE_IDLE_CONNECTIONS,
+    }
+)
+
 OUR_ADDITIONS = (
     AGENT_NATIVE_SIDECAR,
     AGENT_PROJECTED_TOKEN,
@@ -218,6 +261,8 @@ SIGNALS = frozenset(
 DISABLE_CONNECTION_FEATURES = ("auto-auth", "caching", "templating", "proxying")
 
 InjectionMode = Literal["init-and-sidecar", "sidecar-only", "init-only", "native-sidecar"]
+_DEFAULT_MIN_REMAINING_FRACTION = LifecycleConfig().min_remaining_fraction
+_Value = TypeVar("_Value")
 
 
 @dataclass(frozen=True)
@@ -407,6 +452,16 @@ def _resource_defaults(settings: Settings) -> tuple[_ResourceDefault, ...]:
     return tuple(defaults)
 
 
+@dataclass(frozen=True)
+class _Settled(Generic[_Value]):
+    """A section of the agent configuration as the settings alone make it, with the problems
+    reading it recorded (a bad AGENT_INJECT_VAULT_ADDR, say), replayed for each pod."""
+
+    value: _Value
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
 class SpecParser:
     """``parse`` for one Settings: what depends only on the settings is worked out once, when
     the webhook starts, instead of in every pod creation."""
@@ -414,6 +469,13 @@ class SpecParser:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.resource_defaults = _resource_defaults(settings)
+        self.vault_connection: _Settled[VaultConnection] | None = None
+        self.lifecycle: _Settled[LifecycleConfig] | None = None
+        # Read from a pod without annotations, so only the settings (and their default
+        # annotations) count; until then the parser below reads every key.
+        reader = _Parser({}, self, namespace="")
+        self.vault_connection = reader.settled(reader.read_vault_connection)
+        self.lifecycle = reader.settled(reader.read_lifecycle)
 
     def parse(self, pod: Mapping[str, Any], *, namespace: str) -> ParseResult:
         return _Parser(pod, self, namespace).parse()
@@ -434,6 +496,7 @@ class _Parser:
 
     def __init__(self, pod: Mapping[str, Any], prepared: SpecParser, namespace: str) -> None:
         settings = prepared.settings
+        self.prepared = prepared
         self.resource_defaults = prepared.resource_defaults
         metadata = _mapping(pod.get("metadata"))
         own = {
@@ -462,6 +525,16 @@ class _Parser:
 
     def warn(self, key: str, message: str) -> None:
         self.warnings.append(f"{key}: {message}")
+
+    def settled(self, read: Callable[[], _Value]) -> _Settled[_Value]:
+        errors, warnings = len(self.errors), len(self.warnings)
+        value = read()
+        return _Settled(value, tuple(self.errors[errors:]), tuple(self.warnings[warnings:]))
+
+    def replay(self, settled: _Settled[_Value]) -> _Value:
+        self.errors.extend(settled.errors)
+        self.warnings.extend(settled.warnings)
+        return settled.value
 
     def text(self, key: str, default: str | None = None) -> str | None:
         value = self.annotations.get(key)
@@ -862,6 +935,16 @@ class _Parser:
 
     def no_effect_annotations(self) -> None:
         """Accepted for compatibility and validated, but our agent has no such feature."""
+        if not NO_EFFECT_KEYS.isdisjoint(self.annotations):
+            self.validate_no_effect_keys()
+        telemetry = sorted(key for key in self.own if key.startswith(TELEMETRY_GROUP))
+        if telemetry:
+            self.warnings.append(
+                f"{TELEMETRY_GROUP}*: has no effect with this injector's agent "
+                f"({len(telemetry)} annotation(s))"
+            )
+
+    def validate_no_effect_keys(self) -> None:
         no_effect = " has no effect with this injector's agent"
         for key in (AGENT_CACHE_ENABLE, AGENT_CACHE_EXIT_ON_ERR, AGENT_ENABLE_QUIT):
             if self.boolean(key, False):
@@ -882,12 +965,6 @@ class _Parser:
             self.warn(
                 AGENT_DISABLE_IDLE_CONNECTIONS,
                 "has no effect: the agent keeps one connection per Vault server",
-            )
-        telemetry = sorted(key for key in self.own if key.startswith(TELEMETRY_GROUP))
-        if telemetry:
-            self.warnings.append(
-                f"{TELEMETRY_GROUP}*: has no effect with this injector's agent "
-                f"({len(telemetry)} annotation(s))"
             )
 
     def feature_list(self, key: str) -> tuple[str, ...]:
@@ -1080,6 +1157,12 @@ class _Parser:
     # --- the agent's configuration -------------------------------------------------------------
 
     def vault_connection(self) -> VaultConnection:
+        settled = self.prepared.vault_connection
+        if settled is not None and self.own.keys().isdisjoint(VAULT_CONNECTION_KEYS):
+            return self.replay(settled)
+        return self.read_vault_connection()
+
+    def read_vault_connection(self) -> VaultConnection:
         address = self.text(SERVICE, self.settings.vault_address)
         if address is None:
             self.error(
@@ -1170,8 +1253,14 @@ class _Parser:
         )
 
     def lifecycle(self) -> LifecycleConfig:
+        settled = self.prepared.lifecycle
+        if settled is not None and self.own.keys().isdisjoint(LIFECYCLE_KEYS):
+            return self.replay(settled)
+        return self.read_lifecycle()
+
+    def read_lifecycle(self) -> LifecycleConfig:
         threshold_key = TEMPLATE_LEASE_RENEWAL_THRESHOLD
-        min_remaining = LifecycleConfig().min_remaining_fraction
+        min_remaining = _DEFAULT_MIN_REMAINING_FRACTION
         raw_threshold = self.text(threshold_key)
         if raw_threshold is not None:
             try:

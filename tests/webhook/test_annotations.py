@@ -22,6 +22,8 @@ from webhook.annotations import (
     SECRET_GROUPS,
     InjectionSpec,
     ParseResult,
+    SpecParser,
+    _Parser,
     classify,
     default_annotation_problems,
     parse,
@@ -764,3 +766,65 @@ def test_classify_takes_the_first_group_that_a_name_follows(tail: str, prefix: s
 def test_a_group_without_a_name_is_not_that_group(group: str) -> None:
     assert classify(group) == _classify_by_hand(group)
     assert classify(group) is None or classify(group) != (group, "")
+
+
+SECTION_SETTINGS = [
+    pytest.param(SETTINGS, id="defaults"),
+    pytest.param(Settings(), id="no Vault address"),
+    pytest.param(
+        Settings(
+            vault_address="http://vault:8200",
+            proxy_address="proxy:3128",
+            revoke_on_shutdown=False,
+            default_annotations={
+                PREFIX + "service": "https://default.vault:8200",
+                PREFIX + "agent-revoke-grace": "7s",
+                PREFIX + "agent-cache-enable": "true",
+            },
+        ),
+        id="plain http, a bad proxy and default annotations",
+    ),
+]
+SECTION_VALUES = [
+    "true",
+    "false",
+    "",
+    " ",
+    "http://vault:8200",
+    "https://vault:8200",
+    "vault",
+    "/vault/tls/ca.crt",
+    "relative",
+    "0.5",
+    "1.5",
+    "5s",
+    "0",
+    "-1",
+    "70000",
+    "caching",
+    "auto-auth,proxying",
+    "force",
+]
+
+
+@pytest.mark.parametrize("section_settings", SECTION_SETTINGS)
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(FIXED_KEYS)), st.sampled_from(SECTION_VALUES), max_size=6
+    )
+)
+def test_sections_worked_out_once_per_settings_read_like_every_key(
+    section_settings: Settings, annotations: dict[str, str]
+) -> None:
+    # A pod without any of a section's keys gets the section worked out from the settings
+    # when the webhook started: the same value and problems as reading every key, so the key
+    # sets (VAULT_CONNECTION_KEYS, ...) miss nothing that changes a section.
+    pod = make_pod(annotations)
+    prepared = SpecParser(section_settings)
+    quick, every_key = _Parser(pod, prepared, "shop"), _Parser(pod, prepared, "shop")
+    assert quick.vault_connection() == every_key.read_vault_connection()
+    assert quick.lifecycle() == every_key.read_lifecycle()
+    quick.no_effect_annotations()
+    every_key.validate_no_effect_keys()
+    assert (quick.errors, quick.warnings) == (every_key.errors, every_key.warnings)
