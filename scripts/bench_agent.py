@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
                 for flavour in flavours:
                     run_init(flavour)
                     (flavour.work / "state" / "handoff.json").unlink(missing_ok=True)
+            for flavour in flavours:
+                samples = " ".join(f"{seconds:.3f}" for seconds in flavour.init_seconds)
+                print(f"  {flavour.name}: {samples} s")
             print(f"steady state until {arguments.rotations} rotations each...")
             steady_state(flavours, postgres, vault, arguments.rotations)
         finally:
