@@ -118,6 +118,10 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
         assert renewals, "renewable leases are renewed before they are replaced"
         sidecar.terminate()
         assert sidecar.wait(20) == 0
+    output = sidecar.output()
+    for username, password in seen:
+        assert password not in output
+        assert username not in output
 
 
 def test_static_secrets_are_reread_and_rendered_only_when_they_change(

@@ -12,8 +12,8 @@ Usage::
         postgres.can_log_in(username, password)       # what an app would do with rendered creds
         postgres.stop(); postgres.start()             # same data directory and port: an outage
 
-Pytest fixture: ``postgres_server`` (session-scoped), registered by ``tests/conftest.py`` users
-through ``pytest_plugins = ["tests.support.postgres"]`` or by importing the fixture.
+Pytest fixture: ``postgres_server`` (session-scoped); make it visible to a test directory by
+importing it in its conftest.py: ``from tests.support.postgres import postgres_server``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ Helpers configure what the agent needs (each returns what the caller must know):
 
 Pytest fixtures: ``vault_server`` (a session-scoped dev server; tests give their mounts and roles
 unique names) and ``vault_with_postgres`` (the dev server with a database mount on the
-session's PostgreSQL).
+session's PostgreSQL). Make them visible to a test directory by importing them in its
+conftest.py: ``from tests.support.vault import vault_server, vault_with_postgres  # noqa: F401``
+and ``from tests.support.postgres import postgres_server  # noqa: F401``.
 """
 
 from __future__ import annotations
