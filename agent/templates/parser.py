@@ -71,6 +71,10 @@ _TERM_STARTS = frozenset(
 
 # What Go's lexer channel yields once closed: the zero item.
 _CLOSED = Item(ItemType.ERROR, 0, "", 0)
+# Go sets no limit on nested actions; Python's stack does, at a depth that depends on the caller's
+# recursion limit. A fixed bound, far beyond any real template, makes the outcome the same
+# everywhere (parsing and executing a tree this deep stay well inside the default stack).
+MAX_NESTING = 100
 
 
 class _ItemStream:
@@ -110,6 +114,7 @@ class _Tree:
         self.vars: list[str] = ["$"]
         self.action_line = 0
         self.range_depth = 0
+        self.nesting = 0
         self.root: ListNode | None = None
 
     # -- token handling ----------------------------------------------------------------------
@@ -152,6 +157,11 @@ class _Tree:
         return token
 
     # -- errors ---------------------------------------------------------------------------
+
+    def enter_nesting(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise TemplateParseError(f"template: {self.parse_name}: actions nested too deeply")
 
     def errorf(self, message: str) -> TemplateParseError:
         return TemplateParseError(f"template: {self.parse_name}:{self.token[0].line}: {message}")
@@ -243,10 +253,12 @@ class _Tree:
             return TextNode(token.pos, token.val)
         if token.typ == ItemType.LEFT_DELIM:
             self.action_line = token.line
+            self.enter_nesting()
             try:
                 return self.action()
             finally:
                 self.action_line = 0
+                self.nesting -= 1
         raise self.unexpected(token, "input")
 
     def action(self) -> Node:
@@ -487,7 +499,11 @@ class _Tree:
             except LiteralError as error:
                 raise self.errorf(str(error)) from None
         if typ == ItemType.LEFT_PAREN:
-            return self.pipeline("parenthesized pipeline", ItemType.RIGHT_PAREN)
+            self.enter_nesting()
+            try:
+                return self.pipeline("parenthesized pipeline", ItemType.RIGHT_PAREN)
+            finally:
+                self.nesting -= 1
         if typ in (ItemType.STRING, ItemType.RAW_STRING):
             return StringNode(token.pos, token.val, self.unquote(token.val))
         self.backup()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -377,3 +378,16 @@ def test_binary_output_encodes_back_to_the_exact_bytes() -> None:
         backend=vault,
     )
     assert text.encode("utf-8", "surrogateescape") == keystore
+
+
+def test_nesting_bound_does_not_depend_on_the_recursion_limit() -> None:
+    text = "{{ if 1 }}" * 150 + "x" + "{{ end }}" * 150
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"):
+            parse("deep", text)
+    finally:
+        sys.setrecursionlimit(limit)
+    nested = "{{ if 1 }}" * 90 + "x" + "{{ end }}" * 90
+    assert render("ok", nested, backend=FakeVault()) == "x"
