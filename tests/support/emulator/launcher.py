@@ -210,7 +210,10 @@ class _RootBuilder:
                 self._mirror("/" + relative, relative)
             if relative in self._owned:
                 continue
-            if os.stat("/" + relative).st_mode & stat.S_IXOTH:
+            # A container may run in the directory's group (gid 0 without runAsGroup), where the
+            # group's bits apply instead of the others': both must let it through.
+            passable = stat.S_IXOTH | stat.S_IXGRP
+            if os.stat("/" + relative).st_mode & passable == passable:
                 continue
             target = self._inside(relative)
             _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
