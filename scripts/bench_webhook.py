@@ -150,6 +150,7 @@ def realistic_review() -> dict[str, Any]:
 class Result:
     requests: int
     errors: int
+    error_samples: list[str]
     seconds: float
     latencies_ms: list[float]
     server_cpu_seconds: float
@@ -213,16 +214,21 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+MAX_ERROR_SAMPLES = 3
+
+
 async def _connection(
     port: int, body: bytes, expect: bytes, deadline: float, ca_file: str
-) -> tuple[int, list[float]]:
+) -> tuple[list[str], list[float]]:
+    """Requests on one keep-alive connection until the deadline: what went wrong with each
+    failed answer, and the latency of every answer."""
     context = ssl.create_default_context(cafile=ca_file)
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     head = (
         f"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    errors = 0
+    errors: list[str] = []
     latencies: list[float] = []
     try:
         while time.monotonic() < deadline:
@@ -236,7 +242,8 @@ async def _connection(
             payload = await reader.readexactly(length)
             latencies.append((time.perf_counter() - started) * 1000)
             if not status_and_headers.startswith(b"HTTP/1.1 200") or expect not in payload:
-                errors += 1
+                status = status_and_headers.split(b"\r\n", 1)[0].decode(errors="replace")
+                errors.append(f"{status}: {payload[:80]!r}")
     finally:
         writer.close()
     return errors, latencies
@@ -244,21 +251,22 @@ async def _connection(
 
 def _client_process(
     port: int, connections: int, seconds: float, ca_file: str, load: tuple[bytes, bytes]
-) -> tuple[int, list[float], float]:
+) -> tuple[list[str], list[float], float]:
     body, expect = load
     started = time.process_time()
 
-    async def run() -> tuple[int, list[float]]:
+    async def run() -> tuple[list[str], list[float]]:
         deadline = time.monotonic() + seconds
         results = await asyncio.gather(
             *(_connection(port, body, expect, deadline, ca_file) for _ in range(connections)),
             return_exceptions=True,
         )
-        errors = 0
+        errors: list[str] = []
         latencies: list[float] = []
         for result in results:
             if isinstance(result, BaseException):
-                errors += 1
+                # The connection broke: its answers so far are lost with it.
+                errors.append(f"connection failed: {result!r}")
             else:
                 errors += result[0]
                 latencies += result[1]
@@ -285,9 +293,11 @@ def drive(port: int, *, concurrency: int, seconds: float, ca_file: str, expect: 
         server_cpu = _cpu_seconds(server) - server_before
         machine = _machine_busy_seconds() - machine_before
     latencies = [value for _, values, _ in outcomes for value in values]
+    errors = [error for errors, _, _ in outcomes for error in errors]
     return Result(
         requests=len(latencies),
-        errors=sum(errors for errors, _, _ in outcomes),
+        errors=len(errors),
+        error_samples=errors[:MAX_ERROR_SAMPLES],
         seconds=seconds,
         latencies_ms=latencies,
         server_cpu_seconds=server_cpu,
@@ -398,6 +408,9 @@ def main() -> int:
             f"{result.client_cpu_seconds * per_admission:>13.0f} "
             f"{result.other_cpu_seconds / result.seconds / cpus * 100:>8.0f}"
         )
+    for (name, concurrency), result in sorted(rows.items()):
+        for sample in result.error_samples:
+            print(f"error, {name} at {concurrency} connections: {sample}")
     verdicts = []
     for concurrency in arguments.concurrency:
         mutate, floor = rows[("mutate", concurrency)], rows[("floor", concurrency)]
