@@ -11,25 +11,13 @@ import pytest
 
 from tests.agent.harness import AppIdentity, PodDirs
 from tests.support.fake_kube import FakeKubeApiServer
-from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.support.postgres import PostgresServer
 from tests.support.vault import (  # noqa: F401
     VaultServer,
     unique_name,
     vault_server,
     vault_with_postgres,
 )
-
-
-@pytest.fixture(scope="session")
-def kube() -> Iterator[FakeKubeApiServer]:
-    with FakeKubeApiServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -29,18 +29,6 @@ DEFAULT_ANNOTATIONS = {"agent-revoke-grace": stack.SHORT_REVOKE_GRACE}
 
 
 @pytest.fixture(scope="session")
-def kube() -> Iterator[FakeKubeApiServer]:
-    with FakeKubeApiServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
 def vault(kube: FakeKubeApiServer, postgres: PostgresServer) -> Iterator[VaultServer]:
     with VaultServer.dev() as server:
         stack.enable_kubernetes_auth(server, kube)

@@ -12,8 +12,7 @@ Usage::
         postgres.can_log_in(username, password)       # what an app would do with rendered creds
         postgres.stop(); postgres.start()             # same data directory and port: an outage
 
-Pytest fixture: ``postgres_server`` (session-scoped); make it visible to a test directory by
-importing it in its conftest.py: ``from tests.support.postgres import postgres_server``.
+Pytest fixture: ``postgres`` (session-scoped, in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -30,12 +29,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 DEFAULT_SYSTEM_USER = "vsi-postgres"
 SUPERUSER = "postgres"
@@ -274,10 +271,3 @@ class PostgresServer:
             f"postgresql://{{{{username}}}}:{{{{password}}}}@{self.host}:{self.port}/{database}"
             "?sslmode=disable"
         )
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL for the whole session; tests that stop it must start it again."""
-    with PostgresServer() as server:
-        yield server

@@ -28,7 +28,7 @@ Pytest fixtures: ``vault_server`` (a session-scoped dev server; tests give their
 unique names) and ``vault_with_postgres`` (the dev server with a database mount on the
 session's PostgreSQL). Make them visible to a test directory by importing them in its
 conftest.py: ``from tests.support.vault import vault_server, vault_with_postgres  # noqa: F401``
-and ``from tests.support.postgres import postgres_server  # noqa: F401``.
+(the session's PostgreSQL is the ``postgres`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -595,8 +595,8 @@ def vault_server() -> Iterator[VaultServer]:
 
 
 @pytest.fixture(scope="session")
-def vault_with_postgres(vault_server: VaultServer, postgres_server: PostgresServer) -> VaultServer:
+def vault_with_postgres(vault_server: VaultServer, postgres: PostgresServer) -> VaultServer:
     """The session's dev server with the database engine at ``database/`` on the session's
     PostgreSQL. Create roles with ``vault_server.create_database_role(unique_name(...), ...)``."""
-    vault_server.enable_database(postgres_server)
+    vault_server.enable_database(postgres)
     return vault_server
