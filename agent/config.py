@@ -147,6 +147,9 @@ class AgentConfig:
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     # Agent-private memory volume: token handoff from init to sidecar, never in app containers.
     state_dir: str = DEFAULT_STATE_DIR
+    # Whether init mode hands its token and leases to a sidecar; false when none follows
+    # (pre-populate-only), so no token is left on disk for nobody to adopt.
+    handoff: bool = True
     # agent-inject-token: where to write the agent's Vault token for the app, if at all.
     token_sink: str | None = None
     # Native sidecar: created after the first complete render; the startup probe checks it.

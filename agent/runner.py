@@ -710,12 +710,17 @@ class Agent:
             if not self._render_all(deadline):
                 return self._init_failed(self._problems())
             assert self.token is not None
-            save(
-                self.config.state_dir,
-                self._handoff(),
-                monotonic_to_wall=monotonic_to_wall_offset(self.wall_now, self.now),
-            )
-            self.audit.event("handoff", secrets=len(self.store))
+            if self.config.handoff:
+                save(
+                    self.config.state_dir,
+                    self._handoff(),
+                    monotonic_to_wall=monotonic_to_wall_offset(self.wall_now, self.now),
+                )
+                self.audit.event("handoff", secrets=len(self.store))
+            else:
+                # No sidecar will adopt it: leave no token on disk. The credentials stay valid
+                # until their TTLs (revoking the token would revoke them under the app).
+                logger.info("no sidecar follows: token and leases are not handed over")
         except Interrupted:
             return self._init_failed(["interrupted by a signal"])
         finally:

@@ -1314,6 +1314,7 @@ class _Parser:
             ),
             templates=tuple(templates),
             lifecycle=lifecycle,
+            handoff=mode != "init-only",
             token_sink=(
                 posixpath.join(secret_volume_path, "token")
                 if self.boolean(AGENT_INJECT_TOKEN, False)

@@ -22,12 +22,14 @@ from webhook.values import (
 ANNOTATION_PREFIX = "vault.hashicorp.com/"
 DEFAULT_AGENT_IMAGE = "vault-sidecar-injector-agent:0.1.0"
 DEFAULT_LISTEN = ":8080"
-# Near what the Python agent really uses (about 40 MiB steady, little CPU); vault-k8s asks for
-# 250m/64Mi and limits 500m/128Mi, far above what its own agent uses (pain point 8).
+# Near what the Python agent really uses: about 25 MiB peak RSS and next to no CPU between
+# renewals (docs/benchmarks/agent.md). The limit leaves room for the startup probe's process
+# (about 14 MiB) and the tmpfs pages the agent writes (the volumes' size limits), which count
+# against the writing container. vault-k8s asks for 250m/64Mi and limits 500m/128Mi (pain point 8).
 DEFAULT_CPU_REQUEST = "10m"
-DEFAULT_MEM_REQUEST = "64Mi"
+DEFAULT_MEM_REQUEST = "32Mi"
 DEFAULT_CPU_LIMIT = "250m"
-DEFAULT_MEM_LIMIT = "128Mi"
+DEFAULT_MEM_LIMIT = "96Mi"
 # tmpfs pages count against the writing container's memory limit, so the cap stays well below it.
 DEFAULT_SECRETS_VOLUME_SIZE_LIMIT = "16Mi"
 # The API server refuses projected tokens that live shorter than ten minutes.

@@ -116,6 +116,27 @@ def test_init_fetches_each_distinct_secret_once(
     assert len(init.events("fetch")) == 1
 
 
+def test_init_leaves_no_token_on_disk_when_no_sidecar_follows(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("job")
+    vault.put_kv("secret", name, {"a": "1"})
+    identity = make_identity(vault, kube, pod.root, policy=POLICY.format(name=name))
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "kv", f"secret/{name}")],
+        handoff=False,
+    )
+    init = run_agent("init", config, pod.root)
+    assert init.process is not None
+    assert init.process.returncode == 0, init.logs()
+    assert "a" in parse_map_file(pod.file("kv"))["data"]
+    assert not (pod.state / "handoff.json").exists()
+    assert init.events("handoff") == []
+
+
 def test_init_gives_up_with_a_clear_message_when_a_secret_is_denied(
     vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
 ) -> None:

@@ -3,6 +3,7 @@ and PostgreSQL: what a pod author and an app see, from admission to revocation."
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -324,6 +325,12 @@ def test_pre_populate_only_job_completes_with_its_credential(
 
     pod = start_pod(mutated)
     assert pod.wait_until_completed(timeout=60) is PodPhase.SUCCEEDED
+    # Nobody would adopt a handoff: the init container leaves no token behind on the volume.
+    init_log = pod.logs("vault-agent-init")
+    assert "no sidecar follows" in init_log
+    assert "handoff" not in {
+        json.loads(line).get("event") for line in init_log.splitlines() if line.startswith("{")
+    }
     assert len(logged_in_users(pod, "job")) == 1
     assert pod.status("job").exit_code == 0
     assert len(vault.leases(app.lease_prefix)) == 1

@@ -349,8 +349,8 @@ def test_defaults_are_those_of_vault_k8s_where_compatible_and_lean_where_not() -
     assert [(v.volume_name, v.mount_path) for v in spec.secret_volumes] == [
         ("vault-secrets", "/vault/secrets")
     ]
-    assert dict(spec.requests) == {"cpu": "10m", "memory": "64Mi"}
-    assert dict(spec.limits) == {"cpu": "250m", "memory": "128Mi"}
+    assert dict(spec.requests) == {"cpu": "10m", "memory": "32Mi"}
+    assert dict(spec.limits) == {"cpu": "250m", "memory": "96Mi"}
     assert (spec.security.run_as_user, spec.security.run_as_group) == (100, 1000)
     assert spec.agent_config is not None
     assert spec.agent_config.auth.role == "app"
@@ -667,7 +667,7 @@ def test_empty_resource_annotations_omit_the_value() -> None:
     spec = spec_of(
         annotated(agent_limits_cpu="", agent_requests_mem="", agent_limits_ephemeral="1Gi")
     )
-    assert dict(spec.limits) == {"memory": "128Mi", "ephemeral-storage": "1Gi"}
+    assert dict(spec.limits) == {"memory": "96Mi", "ephemeral-storage": "1Gi"}
     assert dict(spec.requests) == {"cpu": "10m"}
 
 

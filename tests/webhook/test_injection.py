@@ -274,7 +274,7 @@ def test_a_json_patch_changes_the_sidecar_and_a_bad_one_refuses_the_pod() -> Non
     patch = '[{"op": "replace", "path": "/resources/limits/memory", "value": "300Mi"}]'
     pod = mutate(make_pod({**BASE, **annotated(agent_json_patch=patch)}))
     assert container_named(pod, "vault-agent")["resources"]["limits"]["memory"] == "300Mi"
-    assert container_named(pod, "vault-agent-init")["resources"]["limits"]["memory"] == "128Mi"
+    assert container_named(pod, "vault-agent-init")["resources"]["limits"]["memory"] == "96Mi"
     bad = '[{"op": "remove", "path": "/nothing/here"}]'
     outcome = review(make_pod({**BASE, **annotated(agent_json_patch=bad)}))
     assert outcome.result == "refused"
@@ -300,7 +300,7 @@ def test_resources_default_lean_and_follow_annotations() -> None:
     pod = mutate(make_pod({**BASE, **annotated(agent_limits_mem="256Mi")}))
     assert container_named(pod, "vault-agent")["resources"] == {
         "limits": {"cpu": "250m", "memory": "256Mi"},
-        "requests": {"cpu": "10m", "memory": "64Mi"},
+        "requests": {"cpu": "10m", "memory": "32Mi"},
     }
 
 

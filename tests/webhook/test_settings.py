@@ -11,8 +11,8 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert settings.bind == "0.0.0.0:8080"
-    assert (settings.cpu_request, settings.mem_request) == ("10m", "64Mi")
-    assert (settings.cpu_limit, settings.mem_limit) == ("250m", "128Mi")
+    assert (settings.cpu_request, settings.mem_request) == ("10m", "32Mi")
+    assert (settings.cpu_limit, settings.mem_limit) == ("250m", "96Mi")
 
 
 def test_vault_k8s_variables_keep_their_meaning() -> None:
