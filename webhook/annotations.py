@@ -645,6 +645,7 @@ class _Parser:
                     "spec.shareProcessNamespace, which the pod sets to false"
                 )
             share_process_namespace = True
+            self.warn_if_signal_cannot_reach(targets, security)
         agent_config = None
         if configmap is None:
             agent_config = self.agent_config(
@@ -784,6 +785,25 @@ class _Parser:
         if not set_context:
             return AgentSecurity(False, None, None)
         return AgentSecurity(True, user, group)
+
+    def warn_if_signal_cannot_reach(
+        self, targets: tuple[str, ...], security: AgentSecurity
+    ) -> None:
+        """Linux lets a process signal only processes of its own uid (without CAP_KILL, which
+        Pod Security "restricted" forbids), so the agent must run as the app's user."""
+        chosen = self.containers_named(targets) or self.containers[:1]
+        app_users = {self.effective(container, "runAsUser") for container in chosen}
+        agent_user = security.run_as_user
+        if agent_user is not None and app_users == {agent_user}:
+            return
+        shown = ", ".join(sorted(str(user) for user in app_users if user is not None))
+        app_text = f"uid {shown}" if shown and None not in app_users else "the image's user"
+        agent_text = f"uid {agent_user}" if agent_user is not None else "the runtime's user"
+        self.warnings.append(
+            f"{SIGNAL_GROUP}<name>: the agent runs as {agent_text} and the app as {app_text}; "
+            "a process may only signal processes of its own user, so set "
+            f'{AGENT_RUN_AS_SAME_USER}: "true" (or run both as one uid)'
+        )
 
     def same_user_as_app(
         self, targets: tuple[str, ...], user: int, group: int, *, group_set: bool

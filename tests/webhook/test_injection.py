@@ -339,3 +339,24 @@ def test_the_original_pod_is_left_untouched() -> None:
     before = copy.deepcopy(pod)
     mutate(pod)
     assert pod == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "pod_user", "warned"),
+    [
+        pytest.param({}, None, True, id="an app of unknown uid is warned about"),
+        pytest.param({}, 1000, True, id="an app of another uid is warned about"),
+        pytest.param({"agent_run_as_same_user": "true"}, 1000, False, id="the same user is fine"),
+        pytest.param({"agent_run_as_user": "1000"}, 1000, False, id="one chosen uid is fine"),
+    ],
+)
+def test_a_signal_the_agent_could_not_send_draws_a_warning(
+    extra: dict[str, str], pod_user: int | None, warned: bool
+) -> None:
+    pod = make_pod({**BASE, **annotated(agent_inject_signal_db="SIGHUP:nginx", **extra)})
+    if pod_user is not None:
+        pod["spec"]["securityContext"] = {"runAsUser": pod_user}
+    outcome = review(pod)
+    assert outcome.result == "injected"
+    warnings = outcome.review["response"].get("warnings", [])
+    assert any("may only signal processes of its own user" in text for text in warnings) is warned
