@@ -544,12 +544,14 @@ def _file(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read()
-    except FileNotFoundError:
-        raise FunctionError(f"open {path}: no such file or directory") from None
     except IsADirectoryError:
         raise FunctionError(f"read {path}: is a directory") from None
-    except PermissionError:
-        raise FunctionError(f"open {path}: permission denied") from None
+    except OSError as error:
+        # Go's os.PathError: "open PATH: no such file or directory", "...: not a directory"...
+        reason = error.strerror or "input/output error"
+        raise FunctionError(f"open {path}: {reason[:1].lower()}{reason[1:]}") from None
+    except ValueError:  # a NUL byte in the path, which the system call refuses
+        raise FunctionError(f"open {path}: invalid argument") from None
 
 
 CONSUL_FUNCTIONS: tuple[Function, ...] = (

@@ -416,6 +416,22 @@ def test_file_reads_a_file(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        pytest.param("{file}/below", "not a directory", id="a path below a regular file"),
+        pytest.param("bad\x00name", "invalid argument", id="a path holding a NUL byte"),
+        pytest.param("/" + "n" * 5000, "file name too long", id="a path too long for the system"),
+    ],
+)
+def test_file_errors_are_template_errors(tmp_path: Path, path: str, message: str) -> None:
+    regular = tmp_path / "regular"
+    regular.write_text("x")
+    wanted = path.format(file=regular)
+    error = run_error("{{ file .path }}", {"path": wanted})
+    assert error.endswith(f"error calling file: open {wanted}: {message}")
+
+
 REFERENCE_TIME = datetime(2009, 11, 10, 23, 4, 5, 123456, tzinfo=UTC)
 
 
