@@ -200,13 +200,16 @@ class _Tree:
             raise self.errorf(f"template: multiple definition of template {quote(self.name)}")
 
     def child(self, name: str) -> _Tree:
-        return _Tree(
+        tree = _Tree(
             name,
             parse_name=self.parse_name,
             stream=self.stream,
             tree_set=self.tree_set,
             functions=self.functions,
         )
+        # A {{block}}'s body is parsed inside the enclosing actions: it counts toward their bound.
+        tree.nesting = self.nesting
+        return tree
 
     # -- grammar ----------------------------------------------------------------------------
 

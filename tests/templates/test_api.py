@@ -391,3 +391,15 @@ def test_nesting_bound_does_not_depend_on_the_recursion_limit() -> None:
         sys.setrecursionlimit(limit)
     nested = "{{ if 1 }}" * 90 + "x" + "{{ end }}" * 90
     assert render("ok", nested, backend=FakeVault()) == "x"
+
+
+def test_nested_blocks_count_toward_the_same_nesting_bound() -> None:
+    # Each {{block}} is a template of its own; its body still nests inside the enclosing action.
+    text = '{{ block "b" . }}' * 150 + "x" + "{{ end }}" * 150
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"):
+            parse("deep", text)
+    finally:
+        sys.setrecursionlimit(limit)
