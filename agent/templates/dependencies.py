@@ -2,8 +2,9 @@
 
 A call counts when its function is ``secret``, ``secrets`` or ``pkiCert`` and every argument is a
 string literal, wherever it sits (an action, a condition, a nested pipeline, a define). Calls
-built at run time (``secret (printf "db/%s" .name)``) cannot be known in advance; the agent
-serves those when ``render`` asks for them.
+built at run time (``secret (printf "db/%s" .name)``, or ``"ttl=1h" | secret "pki/issue/web"``,
+whose last argument comes from the pipeline) cannot be known in advance; the agent serves those
+when ``render`` asks for them.
 """
 
 from __future__ import annotations
@@ -45,8 +46,13 @@ def _commands(node: Node | None) -> Iterator[CommandNode]:
     elif isinstance(node, TemplateNode):
         yield from _commands(node.pipe)
     elif isinstance(node, PipeNode):
-        for command in node.cmds:
-            yield from _commands(command)
+        first, *later = node.cmds
+        yield from _commands(first)
+        for command in later:
+            # A later stage gets the previous stage's value as its last argument: its literal
+            # arguments are not the whole call, so only the calls nested in them count.
+            for arg in command.args:
+                yield from _commands(arg)
     elif isinstance(node, CommandNode):
         yield node
         for arg in node.args:

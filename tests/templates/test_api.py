@@ -190,6 +190,11 @@ def test_kv2_map_template_output_reads_as_expected() -> None:
             (),
             id="not when an argument is computed or malformed",
         ),
+        pytest.param(
+            '{{ "common_name=a" | secret "pki/issue/x" }}{{ secret "kv/a" | toJSON }}',
+            (Dependency("secret", "kv/a"),),
+            id="not when a pipeline hands the call its last argument",
+        ),
     ],
 )
 def test_dependencies_are_found_without_fetching(
