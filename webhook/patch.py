@@ -49,6 +49,22 @@ def _diff(original: Any, mutated: Any, path: str, operations: list[Operation]) -
         operations.append({"op": "replace", "path": path, "value": mutated})
 
 
+def _same(original: Any, mutated: Any) -> bool:
+    """JSON equality: unlike ``==``, ``true`` is not ``1`` and ``1.0`` is not ``1``, which a patch
+    must keep apart."""
+    if original is mutated:
+        return True
+    if type(original) is not type(mutated):
+        return False
+    if isinstance(original, dict):
+        return original.keys() == mutated.keys() and all(
+            _same(value, mutated[key]) for key, value in original.items()
+        )
+    if isinstance(original, list):
+        return len(original) == len(mutated) and all(map(_same, original, mutated))
+    return bool(original == mutated)
+
+
 def _names(items: list[Any]) -> list[str] | None:
     names: list[str] = []
     for item in items:
@@ -104,13 +120,11 @@ def _diff_list(
         return
     prefix = 0
     shortest = min(old_length, new_length)
-    while prefix < shortest and (
-        original[prefix] is mutated[prefix] or original[prefix] == mutated[prefix]
-    ):
+    while prefix < shortest and _same(original[prefix], mutated[prefix]):
         prefix += 1
     if new_length > old_length:
         inserted = new_length - old_length
-        if original[prefix:] == mutated[prefix + inserted :]:
+        if _same(original[prefix:], mutated[prefix + inserted :]):
             operations.extend(
                 {"op": "add", "path": f"{path}/{index}", "value": mutated[index]}
                 for index in range(prefix, prefix + inserted)
@@ -118,7 +132,7 @@ def _diff_list(
             return
     else:
         removed = old_length - new_length
-        if original[prefix + removed :] == mutated[prefix:]:
+        if _same(original[prefix + removed :], mutated[prefix:]):
             operations.extend({"op": "remove", "path": f"{path}/{prefix}"} for _ in range(removed))
             return
     operations.append({"op": "replace", "path": path, "value": mutated})

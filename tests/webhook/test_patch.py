@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -19,7 +19,14 @@ from webhook.containers import config_json
 from webhook.injection import inject
 from webhook.patch import diff
 
-leaves = st.none() | st.booleans() | st.integers(-3, 3) | st.text("ab/~", max_size=3)
+# 0, 1, 0.0, 1.0, false and true: equal to Python, different JSON.
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from([0.0, 1.0])
+    | st.text("ab/~", max_size=3)
+)
 documents = st.recursive(
     leaves,
     lambda children: (
@@ -34,13 +41,34 @@ documents = st.recursive(
 )
 
 
+def _json(document: Any) -> str:
+    """The document as JSON text: ``==`` takes true for 1 and 1.0 for 1, JSON does not."""
+    return json.dumps(document, sort_keys=True)
+
+
 @settings(max_examples=400, deadline=None)
 @given(documents, documents)
 def test_applying_the_diff_to_any_document_gives_the_other(original: Any, mutated: Any) -> None:
-    before = copy.deepcopy(original)
+    before = _json(original)
     patched = jsonpatch.apply_patch(original, diff(original, mutated))
-    assert patched == mutated
-    assert original == before
+    assert _json(patched) == _json(mutated)
+    assert _json(original) == before
+
+
+@pytest.mark.parametrize(
+    ("original", "mutated"),
+    [
+        pytest.param([1], [True, 1], id="true inserted before an equal 1"),
+        pytest.param([0, 5], [False], id="false left where 0 was"),
+        pytest.param({"a": [1, 2]}, {"a": [1.0, 2, 3]}, id="a float that equals an int"),
+        pytest.param([{"x": 1}, 2], [{"x": True}], id="a nested boolean"),
+    ],
+)
+def test_values_that_python_finds_equal_but_json_does_not_are_patched(
+    original: Any, mutated: Any
+) -> None:
+    patched = jsonpatch.apply_patch(original, diff(original, mutated))
+    assert _json(patched) == _json(mutated)
 
 
 @settings(max_examples=200, deadline=None)
