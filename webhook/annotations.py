@@ -629,7 +629,15 @@ class _Parser:
         configmap = self.object_name(AGENT_CONFIGMAP)
         token_volume = self.token_volume()
         self.no_effect_annotations()
-        templates, custom_paths = self.templates(secret_volume_path, security, targets)
+        # Read once (an error is reported once): no secret may render to the token's file.
+        token_sink = (
+            posixpath.join(secret_volume_path, "token")
+            if self.boolean(AGENT_INJECT_TOKEN, False)
+            else None
+        )
+        templates, custom_paths = self.templates(
+            secret_volume_path, security, targets, token_sink=token_sink
+        )
         secret_volumes = (
             SecretVolume("vault-secrets", secret_volume_path),
             *(
@@ -649,7 +657,7 @@ class _Parser:
         agent_config = None
         if configmap is None:
             agent_config = self.agent_config(
-                templates, token_volume, secret_volume_path, mode, wait_for_secrets
+                templates, token_volume, token_sink, mode, wait_for_secrets
             )
         else:
             self.warn(
@@ -1010,7 +1018,12 @@ class _Parser:
         return sorted(names)
 
     def templates(
-        self, default_path: str, security: AgentSecurity, targets: tuple[str, ...]
+        self,
+        default_path: str,
+        security: AgentSecurity,
+        targets: tuple[str, ...],
+        *,
+        token_sink: str | None,
     ) -> tuple[list[TemplateConfig], list[str]]:
         raw_names = self.secret_names()
         self.orphan_group_warnings(set(raw_names))
@@ -1042,8 +1055,7 @@ class _Parser:
                 )
             destinations[template.destination] = raw
             templates.append(template)
-        token_sink = posixpath.join(default_path, "token")
-        if self.boolean(AGENT_INJECT_TOKEN, False) and token_sink in destinations:
+        if token_sink is not None and token_sink in destinations:
             self.error(AGENT_INJECT_TOKEN, f"the token file {token_sink} is also a secret's file")
         return templates, sorted(custom_paths)
 
@@ -1313,7 +1325,7 @@ class _Parser:
         self,
         templates: list[TemplateConfig],
         token_volume: TokenVolume | None,
-        secret_volume_path: str,
+        token_sink: str | None,
         mode: InjectionMode,
         wait_for_secrets: bool,
     ) -> AgentConfig | None:
@@ -1335,11 +1347,7 @@ class _Parser:
             templates=tuple(templates),
             lifecycle=lifecycle,
             handoff=mode != "init-only",
-            token_sink=(
-                posixpath.join(secret_volume_path, "token")
-                if self.boolean(AGENT_INJECT_TOKEN, False)
-                else None
-            ),
+            token_sink=token_sink,
             readiness_file=(
                 READINESS_FILE if mode == "native-sidecar" and wait_for_secrets else None
             ),

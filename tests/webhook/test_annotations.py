@@ -230,6 +230,16 @@ def only_template(spec: InjectionSpec) -> Any:
             "agent-configmap: expected the name of a Kubernetes object",
             id="object names must be DNS subdomains",
         ),
+        pytest.param(
+            annotated(agent_inject_token="maybe"),
+            "agent-inject-token: expected true or false",
+            id="the token sink must be asked for with a boolean",
+        ),
+        pytest.param(
+            annotated(agent_inject_token="true", agent_inject_file_db="token"),
+            "agent-inject-token: the token file /vault/secrets/token is also a secret's file",
+            id="the token file cannot be a secret's file",
+        ),
     ],
 )
 def test_each_error_names_the_annotation_and_what_was_expected(
@@ -241,6 +251,7 @@ def test_each_error_names_the_annotation_and_what_was_expected(
     result = parse_pod(extra, **pod_options)
     assert result.spec is None
     assert any(expected in error for error in result.errors), result.errors
+    assert len(set(result.errors)) == len(result.errors), "each problem is reported once"
 
 
 def test_every_error_is_reported_at_once_not_only_the_first() -> None:
