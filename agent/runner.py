@@ -832,9 +832,10 @@ class Agent:
 
         Revoking a token makes Vault revoke every lease it issued, in the background. Revoking
         the leases first, when the policy allows ``sys/leases/revoke`` (the default policy does
-        not), makes it synchronous; the first denial stops the attempt.
+        not), makes it synchronous; the first denial, or a Vault that cannot do it, stops that
+        attempt. Each token still gets its own attempt, whatever failed before it.
         """
-        self.gate.succeeded()  # one honest attempt each, whatever happened before
+        self.gate.succeeded()
         generations = {token.generation for token in tokens}
         for held in self.store:
             if held.category != "lease" or held.generation not in generations:
@@ -843,6 +844,9 @@ class Agent:
                 self.vault.revoke_lease(held.secret.lease_id)
             except PermissionDenied:
                 break
+            except VaultUnavailable as error:
+                logger.warning("could not revoke a lease: %s", error)
+                break
             except VaultError as error:
                 logger.warning("could not revoke a lease: %s", error)
                 continue
@@ -850,6 +854,9 @@ class Agent:
                 "revoke", path=held.dependency.path, lease=lease_reference(held.secret.lease_id)
             )
         for token in tokens:
+            # Not held back by the gate a failed lease revocation closed: a token left alive
+            # keeps every lease it issued alive with it.
+            self.gate.succeeded()
             try:
                 self.vault.revoke_token(token.auth.token)
             except VaultError as error:

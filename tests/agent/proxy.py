@@ -5,7 +5,9 @@ The agent under test is pointed at ``proxy.url``; the test flips the proxy's ``m
 - ``pass``: forward to Vault.
 - ``drop``: close the connection without an answer (Vault unreachable, as the agent sees it).
 - ``status``: answer every request with ``status_code`` (500, 429, 503...) and Vault's error shape.
-- ``delay`` rules: hold requests whose path matches for some seconds before forwarding.
+- ``delays``: hold requests whose path holds a fragment for some seconds before forwarding.
+- ``statuses``: answer requests whose path holds a fragment with that status instead of
+  forwarding them.
 
 ``requests`` records (time, method, path, answered status) for every request received, so a
 test can measure how many requests the agent sent while Vault was in trouble.
@@ -42,6 +44,7 @@ class FaultProxy:
         self.status_code = 500
         self.retry_after: str | None = None
         self.delays: dict[str, float] = {}
+        self.statuses: dict[str, int] = {}
         self.requests: list[Seen] = []
         # Paths of requests received and not yet answered.
         self.in_flight: list[str] = []
@@ -79,6 +82,15 @@ class FaultProxy:
     def count(self, path_fragment: str = "") -> int:
         with self._lock:
             return sum(1 for seen in self.requests if path_fragment in seen.path)
+
+    def injected_status(self, path: str) -> int | None:
+        """The status to answer ``path`` with instead of forwarding it, if any."""
+        if self.mode == "status":
+            return self.status_code
+        for fragment, status in list(self.statuses.items()):
+            if fragment in path:
+                return status
+        return None
 
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -135,18 +147,18 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             now = time.monotonic()
-            mode = proxy.mode
-            if mode == "drop":
+            if proxy.mode == "drop":
                 proxy.record(Seen(now, self.command, self.path, None))
                 self.close_connection = True
                 return
-            if mode == "status":
-                proxy.record(Seen(now, self.command, self.path, proxy.status_code))
+            injected = proxy.injected_status(self.path)
+            if injected is not None:
+                proxy.record(Seen(now, self.command, self.path, injected))
                 headers = {"Content-Type": "application/json"}
                 if proxy.retry_after is not None:
                     headers["Retry-After"] = proxy.retry_after
                 payload = json.dumps({"errors": ["injected by the test proxy"]}).encode()
-                self._answer(proxy.status_code, headers, payload)
+                self._answer(injected, headers, payload)
                 return
             forwarded = {
                 name: value

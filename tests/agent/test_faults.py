@@ -446,6 +446,21 @@ def test_sigterm_in_the_middle_of_a_renewal(scenario: Scenario, postgres: Postgr
         assert scenario.pod.file("db").exists()
 
 
+def test_a_lease_vault_cannot_revoke_at_shutdown_does_not_keep_the_token_alive(
+    scenario: Scenario, postgres: PostgresServer
+) -> None:
+    """Vault fails to revoke a lease at shutdown (a 500, its database in trouble, say): the token
+    is revoked all the same, and with it every lease it issued."""
+    with started(scenario) as sidecar:
+        credentials = scenario.credentials()
+        scenario.proxy.statuses["sys/leases/revoke"] = 500
+        sidecar.terminate()
+        assert sidecar.wait(30) == 0
+        assert scenario.proxy.count("sys/leases/revoke") >= 1, "the lease revocation was tried"
+    assert_nothing_left(scenario.vault, f"database/creds/{scenario.name}", scenario.identity.role)
+    assert not postgres.can_log_in(*credentials)
+
+
 def test_vault_restarted_from_file_storage(
     kube: FakeKubeApiServer, postgres: PostgresServer, pod: PodDirs, tmp_path: Path
 ) -> None:
