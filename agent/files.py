@@ -18,6 +18,10 @@ class FileWriteError(OSError):
     """Writing a rendered file failed; the previous file, if any, is intact."""
 
 
+def _write_error(target: Path, error: OSError) -> FileWriteError:
+    return FileWriteError(error.errno, f"cannot write {target}: {os.strerror(error.errno or 0)}")
+
+
 def _read_if_regular(path: Path) -> bytes | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -50,11 +54,14 @@ def write_if_changed(path: str | os.PathLike[str], data: bytes, *, mode: int = 0
     """
     target = Path(path)
     directory = target.parent
-    if _read_if_regular(target) == data:
-        if (os.stat(target).st_mode & 0o7777) != mode:
-            os.chmod(target, mode)
-        return False
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        if _read_if_regular(target) == data:
+            if (os.stat(target).st_mode & 0o7777) != mode:
+                os.chmod(target, mode)
+            return False
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _write_error(target, error) from None
     temporary = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
         # Created private: nobody reads it before it is complete and renamed.
@@ -72,9 +79,7 @@ def write_if_changed(path: str | os.PathLike[str], data: bytes, *, mode: int = 0
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise FileWriteError(
-            error.errno, f"cannot write {target}: {os.strerror(error.errno or 0)}"
-        ) from None
+        raise _write_error(target, error) from None
     try:
         _fsync_directory(directory)
     except OSError as error:

@@ -46,6 +46,14 @@ def test_changed_bytes_replace_the_file_and_leave_no_temporary_file(tmp_path: Pa
     assert sorted(path.name for path in tmp_path.iterdir()) == ["db"]
 
 
+def test_a_directory_that_cannot_be_made_is_a_write_error(tmp_path: Path) -> None:
+    """Every failure is a FileWriteError, the one the agent handles (not a stray OSError)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(FileWriteError, match="cannot write"):
+        write_if_changed(blocker / "db", b"content")
+
+
 def test_a_reader_never_sees_a_partial_or_empty_file(tmp_path: Path) -> None:
     target = tmp_path / "db"
     versions = [bytes([65 + index]) * 200_000 for index in range(6)]
