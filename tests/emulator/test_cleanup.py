@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from tests.emulator.conftest import PodFactory, needs_root
 from tests.emulator.manifests import SLEEPER, container, memory_volume, mount, pod
 from tests.support.emulator import leftovers
+from tests.support.emulator.process import Sandbox, StartFailed
 
 pytestmark = needs_root
 
@@ -66,3 +69,15 @@ def test_a_failure_inside_the_with_block_still_cleans_up_everything(
     assert [pid for pid in pids if _running(pid)] == []
     assert not leftovers(workdir)
     assert sorted(path.name for path in workdir.iterdir()) == ["logs"]
+
+
+def test_a_sandbox_that_cannot_start_leaves_no_pipe_open(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    impossible = {"name": "v", "path": "/proc/1/no/such/dir", "tmpfs": False, "size_bytes": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(StartFailed, match="pod sandbox"):
+            Sandbox.start(run_dir, [impossible])
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []

@@ -255,6 +255,9 @@ class Sandbox:
         if not line:
             signal_group(process.pid, signal.SIGKILL)
             process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
             report = _read_report(report_read, 1.0)
             reason = report["message"] if report else "the sandbox did not start"
             raise StartFailed(f"pod sandbox: {reason}", exit_code_of(process.returncode))
