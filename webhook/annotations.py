@@ -759,18 +759,22 @@ class _Parser:
             return None
         return name
 
-    def effective(self, container: Mapping[str, Any], field_name: str) -> Any:
+    def effective(self, container: Mapping[str, Any], field_name: str) -> int | None:
+        """The container's runAsUser or runAsGroup, else the pod's; None when unset or not a
+        number (the sets and comparisons below need a hashable, comparable value)."""
         context = _mapping(container.get("securityContext"))
         if field_name in context:
-            return context[field_name]
-        return _mapping(self.spec.get("securityContext")).get(field_name)
+            value = context[field_name]
+        else:
+            value = _mapping(self.spec.get("securityContext")).get(field_name)
+        return value if type(value) is int else None
 
     def containers_named(self, names: Iterable[str]) -> list[Mapping[str, Any]]:
         wanted = set(names)
         return [
             container
             for container in self.containers + self.init_containers
-            if container.get("name") in wanted
+            if str(container.get("name")) in wanted
         ]
 
     def security(self, targets: tuple[str, ...]) -> AgentSecurity:
@@ -819,26 +823,27 @@ class _Parser:
         """Unlike vault-k8s (containers[0] only), every chosen container and the pod level."""
         chosen = self.containers_named(targets) or self.containers[:1]
         users = {self.effective(container, "runAsUser") for container in chosen}
-        if None in users or not users:
+        known = sorted(user for user in users if user is not None)
+        if not known or len(known) < len(users):
             self.error(
                 AGENT_RUN_AS_SAME_USER,
                 "needs runAsUser on the pod or on every container that gets the secrets",
             )
             return user, group
-        if len(users) > 1:
+        if len(known) > 1:
             self.error(
                 AGENT_RUN_AS_SAME_USER,
-                f"the containers run as different users ({', '.join(map(str, sorted(users)))})",
+                f"the containers run as different users ({', '.join(map(str, known))})",
             )
             return user, group
-        (app_user,) = users
-        if not isinstance(app_user, int) or isinstance(app_user, bool) or app_user <= 0:
+        (app_user,) = known
+        if app_user <= 0:
             self.error(AGENT_RUN_AS_SAME_USER, "the app runs as root; the agent will not")
             return user, group
         groups = {self.effective(container, "runAsGroup") for container in chosen}
         if not group_set and len(groups) == 1:
             (app_group,) = groups
-            if isinstance(app_group, int) and not isinstance(app_group, bool):
+            if app_group is not None:
                 group = app_group
         return app_user, group
 
@@ -1163,9 +1168,12 @@ class _Parser:
         if pod_context.get("fsGroup") is not None:
             return 0o640
         agent_group = security.run_as_group
+        supplemental_groups = pod_context.get("supplementalGroups")
+        if not isinstance(supplemental_groups, list):
+            supplemental_groups = []
         if agent_group is not None and all(
             self.effective(container, "runAsGroup") == agent_group
-            or agent_group in (pod_context.get("supplementalGroups") or [])
+            or agent_group in supplemental_groups
             for container in chosen
         ):
             return 0o640
@@ -1180,10 +1188,11 @@ class _Parser:
             for mount in _dict_list(container.get("volumeMounts")):
                 if reinject and str(mount.get("name", "")).startswith("vault-secrets"):
                     continue
-                if mount.get("mountPath") in ours:
+                path = mount.get("mountPath")
+                if isinstance(path, str) and path in ours:
                     self.errors.append(
                         f"container {container.get('name')}: already mounts a volume at "
-                        f"{mount.get('mountPath')}, where the secrets go"
+                        f"{path}, where the secrets go"
                     )
 
     # --- the agent's configuration -------------------------------------------------------------

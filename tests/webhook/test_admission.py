@@ -120,6 +120,55 @@ def test_a_pod_whose_containers_are_not_a_list_is_refused_not_crashed() -> None:
     assert "spec.containers" in outcome.review["response"]["status"]["message"]
 
 
+def _with_security_context(pod: dict[str, Any], context: Any) -> None:
+    pod["spec"]["securityContext"] = context
+
+
+def _with_app_mount(pod: dict[str, Any], mount: Any) -> None:
+    pod["spec"]["containers"][0]["volumeMounts"].append(mount)
+
+
+def _with_app_name(pod: dict[str, Any], name: Any) -> None:
+    pod["spec"]["containers"][0]["name"] = name
+
+
+@pytest.mark.parametrize(
+    ("extra", "damage"),
+    [
+        pytest.param(
+            {},
+            lambda pod: _with_security_context(pod, {"supplementalGroups": 5}),
+            id="supplemental groups that are not a list",
+        ),
+        pytest.param(
+            {},
+            lambda pod: _with_app_mount(pod, {"name": "data", "mountPath": ["/data"]}),
+            id="a mount path that is not a string",
+        ),
+        pytest.param(
+            annotated(agent_run_as_same_user="true"),
+            lambda pod: _with_security_context(pod, {"runAsUser": [1000]}),
+            id="a user that is not a number, for the same-user rule",
+        ),
+        pytest.param(
+            annotated(agent_inject_signal_db="SIGHUP:app"),
+            lambda pod: _with_security_context(pod, {"runAsUser": {}}),
+            id="a user that is not a number, for a signal",
+        ),
+        pytest.param({}, lambda pod: _with_app_name(pod, ["app"]), id="a container name list"),
+    ],
+)
+def test_fields_of_the_wrong_type_get_an_answer_not_an_internal_error(
+    extra: dict[str, str], damage: Any
+) -> None:
+    # The API server decodes a pod into its types before admission; the CLI reads any file.
+    pod = make_pod({**BASE, **extra})
+    damage(pod)
+    outcome = review(pod)
+    assert outcome.result in ("injected", "refused")
+    assert outcome.review["response"]["uid"]
+
+
 def test_warnings_are_bounded_in_length_and_number() -> None:
     typos = {f"vault.hashicorp.com/agent-inject-secrets-{'x' * 300}{n}": "kv/x" for n in range(30)}
     warnings = review(make_pod({**BASE, **typos})).review["response"]["warnings"]
