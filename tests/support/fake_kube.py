@@ -25,8 +25,6 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -435,9 +433,3 @@ def _make_handler(api: FakeKubeApiServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     return Handler
-
-
-@contextmanager
-def running_fake_kube() -> Iterator[FakeKubeApiServer]:
-    with FakeKubeApiServer() as kube:
-        yield kube
