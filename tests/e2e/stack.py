@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -351,13 +351,7 @@ def configure_app(
             audience=app.jwt_audience,
             ttl=token_ttl,
         )
-    return VaultApp(
-        name=name,
-        namespace=namespace,
-        service_account=service_account,
-        readable_paths=tuple(paths),
-        database_ttls=database_ttls,
-    )
+    return replace(app, readable_paths=tuple(paths))
 
 
 def database_template(app: VaultApp, postgres: PostgresServer) -> str:
