@@ -572,7 +572,7 @@ def main() -> int:
     except Interrupted as signal_name:
         narrator.line(f"interrupted ({signal_name}): everything started was stopped")
         return EXIT_INTERRUPTED
-    except (DemoFailed, TimeoutError, Exception) as error:
+    except Exception as error:  # DemoFailed, TimeoutError, or anything unforeseen
         narrator.line()
         narrator.line(f"DEMO FAILED in step {narrator.current_section}")
         narrator.line(f"  {type(error).__name__}: {error}")
