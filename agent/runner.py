@@ -152,6 +152,8 @@ class Agent:
         self.dep_plans: dict[Dependency, Plan | None] = {}
         self.attempts: dict[TaskKey, int] = {}
         self.templates: dict[str, TemplateState] = {}
+        # Set once every template has been rendered (the native sidecar's readiness file).
+        self.ready = False
         self._last_login_problem = "could not log in"
         # Set once shutdown has begun: a second signal must not abort the revocations.
         self._shutting_down = False
@@ -609,6 +611,9 @@ class Agent:
                 if self.stopping.is_set():
                     return
                 self._run_task(key)
+            if not self.ready and all(state.rendered for state in self.templates.values()):
+                # The first render failed in part, and new data has rendered the rest since.
+                self._mark_ready()
             next_time = self.queue.next_time()
             wait = MAX_SLEEP_SECONDS if next_time is None else next_time - self.now()
             if wait > 0:
@@ -807,7 +812,12 @@ class Agent:
 
     def _mark_ready(self) -> None:
         if self.config.readiness_file:
-            write_if_changed(self.config.readiness_file, b"ready\n", mode=0o644)
+            try:
+                write_if_changed(self.config.readiness_file, b"ready\n", mode=0o644)
+            except FileWriteError as error:
+                logger.error("readiness file: %s; trying again later", error)
+                return
+        self.ready = True
         self.audit.event("ready")
 
     def _shutdown(self) -> int:

@@ -288,6 +288,50 @@ def test_without_a_handoff_the_sidecar_logs_in_renders_and_becomes_ready(
         assert sidecar.wait(20) == 0
 
 
+def test_a_failed_first_render_still_creates_the_readiness_file_once_it_renders(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """With exit_on_retry_failure off the agent keeps going after a template fails at first (a
+    missing key); when new data renders it, the native sidecar's startup probe passes."""
+    name = unique_name("late")
+    vault.put_kv("secret", name, {"a": "1"})
+    identity = make_identity(vault, kube, pod.root, policy=kv_policy(name))
+    ready = pod.state / "ready"
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[
+            template(
+                pod,
+                "app",
+                f"secret/{name}",
+                f'{{{{ with secret "secret/{name}" }}}}{{{{ .Data.data.b }}}}{{{{ end }}}}',
+                error_on_missing_key=True,
+            )
+        ],
+        lifecycle=LifecycleConfig(
+            static_secret_render_interval_seconds=1.0,
+            revoke_grace_seconds=0.0,
+            exit_on_retry_failure=False,
+        ),
+        readiness_file=str(ready),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(
+            lambda: [line for line in sidecar.events("error") if line.get("template") == "app"],
+            timeout=15,
+            message="the failed first render",
+        )
+        assert not ready.exists()
+        vault.put_kv("secret", name, {"a": "1", "b": "2"})
+        wait_for(ready.exists, timeout=10, message="the readiness file after the late render")
+        assert pod.file("app").read_text() == "2"
+        assert len(sidecar.events("ready")) == 1
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+
+
 def test_credentials_are_issued_anew_before_the_token_that_issued_them_dies(
     database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
 ) -> None:
