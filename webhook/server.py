@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 WsgiApp = Callable[..., Any]
 AppFactory = Callable[[], WsgiApp]
+# As in webhook.metrics, which cannot be imported here: prometheus_client reads it at import.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn's heartbeat file; the root filesystem of the webhook's container is read-only.
 SHARED_MEMORY = "/dev/shm"  # noqa: S108 - a tmpfs private to the container
 
@@ -190,7 +193,7 @@ def gunicorn_options(
 
 def webhook_app_factory(settings: Settings) -> AppFactory:
     def factory() -> WsgiApp:
-        # Imported in the worker, after prepare_metrics_directory (see _child_exit).
+        # Imported in the worker, inside metrics_directory (see _child_exit).
         from webhook.app import create_app  # noqa: PLC0415
 
         logs.configure(settings.log_level, settings.log_format)
@@ -199,15 +202,28 @@ def webhook_app_factory(settings: Settings) -> AppFactory:
     return factory
 
 
-def prepare_metrics_directory() -> str:
-    """Worker processes share metric values through files; must run before prometheus_client
-    is imported, which reads the variable at import time."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:
-        base = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) else None
-        directory = tempfile.mkdtemp(prefix="vsi-webhook-metrics-", dir=base)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    return directory
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """Worker processes share metric values through files; must be entered before
+    prometheus_client is imported, which reads the variable at import time.
+
+    A directory made here is removed when the server stops. gunicorn's workers leave through
+    SystemExit, which unwinds this block in them too: only the process that made it removes it.
+    """
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if directory:
+        yield directory
+        return
+    base = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) else None
+    directory = tempfile.mkdtemp(prefix="vsi-webhook-metrics-", dir=base)
+    owner = os.getpid()
+    os.environ[MULTIPROCESS_ENV] = directory
+    try:
+        yield directory
+    finally:
+        if os.getpid() == owner:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def serve(
@@ -228,7 +244,7 @@ def serve(
         if problems:
             raise ServeError("AGENT_INJECT_DEFAULT_ANNOTATIONS: " + "; ".join(problems))
         app_factory = webhook_app_factory(settings)
-    prepare_metrics_directory()
-    options = gunicorn_options(settings, cert_file=cert_file, key_file=key_file, bind=bind)
-    logger.info("serving on %s with %d worker(s)", options["bind"], settings.workers)
-    WebhookApplication(app_factory, options).run()
+    with metrics_directory():
+        options = gunicorn_options(settings, cert_file=cert_file, key_file=key_file, bind=bind)
+        logger.info("serving on %s with %d worker(s)", options["bind"], settings.workers)
+        WebhookApplication(app_factory, options).run()
