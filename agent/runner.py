@@ -630,6 +630,7 @@ class Agent:
             except VaultError as error:
                 logger.warning("%s", error)
                 self.audit.event("error", operation="login", path=error.path, status=error.status)
+                self._last_login_problem = str(error)
                 if self.config.auth.exit_on_error and not isinstance(error, BackingOff):
                     return False
                 backoff = (
@@ -639,7 +640,6 @@ class Agent:
                 )
                 wake = max(self.now() + backoff.delay(attempt, self.rng), self.gate.closed_until)
                 attempt += 1
-                self._last_login_problem = str(error)
                 if wake > deadline:
                     return False
                 self.stopping.wait(wake - self.now())
@@ -788,7 +788,7 @@ class Agent:
             elif not self._login_until(deadline):
                 if self.stopping.is_set():
                     return self._shutdown()
-                logger.error("could not log in to Vault: giving up")
+                logger.error("could not log in to Vault: %s; giving up", self._last_login_problem)
                 return 1
             if not self._render_all(deadline):
                 if self.stopping.is_set():

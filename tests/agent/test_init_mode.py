@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agent.config import LifecycleConfig, TemplateConfig
 from tests.agent.conftest import make_identity
-from tests.agent.harness import PodDirs, agent_config, parse_map_file, run_agent, template
+from tests.agent.harness import (
+    AppIdentity,
+    PodDirs,
+    agent_config,
+    parse_map_file,
+    run_agent,
+    template,
+)
 from tests.support.fake_kube import FakeKubeApiServer
 from tests.support.postgres import PostgresServer
 from tests.support.vault import VaultServer, unique_name
@@ -162,6 +170,30 @@ def test_init_gives_up_with_a_clear_message_when_a_secret_is_denied(
     assert not (pod.state / "handoff.json").exists()
     # The failed init revoked its token: nothing piles up in Vault when a pod crash-loops.
     assert init.events("revoke")
+
+
+@pytest.mark.parametrize("mode", ["init", "sidecar"])
+def test_exit_on_auth_error_says_why_the_login_failed(pod: PodDirs, mode: str) -> None:
+    identity = AppIdentity(
+        role="app", namespace="ns", service_account="sa", token_file=pod.root / "no-token"
+    )
+    config = agent_config(
+        vault_url="http://127.0.0.1:9",
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "app", "secret/app")],
+    )
+    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    agent = run_agent(mode, config, pod.root, timeout=30)
+    assert agent.process is not None
+    assert agent.process.returncode == 1
+    # The line that says the agent gives up names the reason, not only the warnings before it.
+    errors = [
+        json.loads(line)["message"]
+        for line in agent.logs().splitlines()
+        if json.loads(line)["level"] == "error"
+    ]
+    assert any("cannot read the ServiceAccount token file" in message for message in errors), errors
 
 
 def test_a_template_error_fails_init_but_the_good_templates_are_written(
