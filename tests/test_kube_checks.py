@@ -52,6 +52,14 @@ def _broken(change: str) -> dict[str, Any]:
         spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
     elif change == "non-root-unset":
         del spec["securityContext"]["runAsNonRoot"]
+    elif change == "pod selinux type":
+        spec["securityContext"]["seLinuxOptions"] = {"type": "spc_t"}
+    elif change == "selinux user":
+        container["securityContext"]["seLinuxOptions"] = {"user": "system_u"}
+    elif change == "host process":
+        spec["securityContext"]["windowsOptions"] = {"hostProcess": True}
+    elif change == "apparmor":
+        container["securityContext"]["appArmorProfile"] = {"type": "Unconfined"}
     return spec
 
 
@@ -77,6 +85,22 @@ def _broken(change: str) -> dict[str, Any]:
         pytest.param("hostpath", "volume host", id="a hostPath volume is caught"),
         pytest.param(
             "non-root-unset", "runAsNonRoot must be true", id="runAsNonRoot left unset is caught"
+        ),
+        pytest.param(
+            "pod selinux type",
+            "spec.securityContext: seLinuxOptions.type spc_t",
+            id="a pod-level SELinux type is caught",
+        ),
+        pytest.param(
+            "selinux user", "seLinuxOptions.user must not be set", id="an SELinux user is caught"
+        ),
+        pytest.param(
+            "host process", "hostProcess must not be true", id="a Windows host process is caught"
+        ),
+        pytest.param(
+            "apparmor",
+            "appArmorProfile.type Unconfined",
+            id="an unconfined AppArmor profile is caught",
         ),
     ],
 )

@@ -85,10 +85,32 @@ def _containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"{field}[{container.get('name')}]", container
 
 
+# SELinux types the baseline profile allows (container_engine_t since Kubernetes 1.31).
+_SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+
+def _context_violations(where: str, context: dict[str, Any]) -> list[str]:
+    """Baseline rules that apply alike to the pod's and to each container's securityContext."""
+    problems = []
+    if (context.get("windowsOptions") or {}).get("hostProcess"):
+        problems.append(f"{where}: windowsOptions.hostProcess must not be true")
+    app_armor = (context.get("appArmorProfile") or {}).get("type")
+    if app_armor not in (None, "RuntimeDefault", "Localhost"):
+        problems.append(f"{where}: appArmorProfile.type {app_armor} is not allowed")
+    selinux = context.get("seLinuxOptions") or {}
+    if (selinux.get("type") or "") not in _SELINUX_TYPES:
+        problems.append(f"{where}: seLinuxOptions.type {selinux['type']} is not allowed")
+    for key in ("user", "role"):
+        if selinux.get(key):
+            problems.append(f"{where}: seLinuxOptions.{key} must not be set")
+    return problems
+
+
 def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
     """Every way ``pod_spec`` breaks Pod Security "restricted" (and so "baseline")."""
     problems: list[str] = []
     pod_context = pod_spec.get("securityContext") or {}
+    problems.extend(_context_violations("spec.securityContext", pod_context))
     for field in ("hostNetwork", "hostPID", "hostIPC"):
         if pod_spec.get(field):
             problems.append(f"spec.{field} must not be true")
@@ -131,7 +153,5 @@ def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
         for port in container.get("ports") or []:
             if port.get("hostPort"):
                 problems.append(f"{where}: hostPort must not be set")
-        selinux_type = (context.get("seLinuxOptions") or {}).get("type")
-        if selinux_type not in (None, "", "container_t", "container_init_t", "container_kvm_t"):
-            problems.append(f"{where}: seLinuxOptions.type {selinux_type} is not allowed")
+        problems.extend(_context_violations(where, context))
     return problems
