@@ -716,11 +716,18 @@ class Agent:
                 return self._init_failed(self._problems())
             assert self.token is not None
             if self.config.handoff:
-                save(
-                    self.config.state_dir,
-                    self._handoff(),
-                    monotonic_to_wall=monotonic_to_wall_offset(self.wall_now, self.now),
-                )
+                try:
+                    save(
+                        self.config.state_dir,
+                        self._handoff(),
+                        monotonic_to_wall=monotonic_to_wall_offset(self.wall_now, self.now),
+                    )
+                except OSError as error:
+                    # No sidecar can adopt this token: leave nothing behind, as any failed init.
+                    reason = os.strerror(error.errno) if error.errno else type(error).__name__
+                    return self._init_failed(
+                        [f"handoff: cannot write it to {self.config.state_dir} ({reason})"]
+                    )
                 self.audit.event("handoff", secrets=len(self.store))
             else:
                 # No sidecar will adopt it: leave no token on disk. The credentials stay valid

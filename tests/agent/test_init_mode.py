@@ -172,6 +172,31 @@ def test_init_gives_up_with_a_clear_message_when_a_secret_is_denied(
     assert init.events("revoke")
 
 
+def test_a_handoff_that_cannot_be_written_fails_init_and_leaves_nothing_in_vault(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    name = unique_name("nohandoff")
+    vault.put_kv("secret", name, {"a": "1"})
+    identity = make_identity(vault, kube, pod.root, policy=POLICY.format(name=name))
+    blocker = pod.root / "not-a-directory"
+    blocker.write_text("")
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "kv", f"secret/{name}")],
+        state_dir=str(blocker / "state"),
+    )
+    init = run_agent("init", config, pod.root)
+    assert init.process is not None
+    assert init.process.returncode == 1
+    assert "init failed: handoff: " in init.logs()
+    assert "Traceback" not in init.logs()
+    # Without a handoff the sidecar logs in afresh: the init's token must not live on.
+    assert init.events("revoke")
+    assert vault.tokens_of_role(identity.role) == []
+
+
 @pytest.mark.parametrize("mode", ["init", "sidecar"])
 def test_exit_on_auth_error_says_why_the_login_failed(pod: PodDirs, mode: str) -> None:
     identity = AppIdentity(
