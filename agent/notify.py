@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 # Linux keeps the first 15 bytes of a command name in /proc/<pid>/comm.
 _COMM_LENGTH = 15
+_STDERR = 2
 
 
 class NotifyError(ValueError):
@@ -122,6 +123,9 @@ class CommandRunner:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
+                # Standard output is the audit trail (one JSON line per event): the command's
+                # output joins the agent's logs on standard error instead.
+                stdout=_STDERR,
                 start_new_session=True,
                 close_fds=True,
             )

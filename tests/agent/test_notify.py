@@ -150,3 +150,17 @@ def test_a_command_is_not_run_twice_at_once_but_runs_again_after(tmp_path: Path)
     _drain(runner)
     assert log.read_text().split() == ["start", "end", "start", "end"]
     assert _results(stream) == [("app", "ok"), ("app", "ok")]
+
+
+def test_a_commands_output_goes_to_the_log_stream_not_the_audit_trail(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Standard output is the audit trail, one JSON line per event; a command's chatter would
+    break it for whoever parses it."""
+    runner, _ = _runner()
+    runner.start("app", ["/bin/sh", "-c", "echo reloaded; echo warned >&2"], timeout=5)
+    _drain(runner)
+    captured = capfd.readouterr()
+    assert "reloaded" not in captured.out
+    assert "reloaded" in captured.err
+    assert "warned" in captured.err
