@@ -451,13 +451,26 @@ def _multiply(right: Any, left: Any) -> int | float:
     return a * b
 
 
+def go_int_divide(left: int, right: int) -> int:
+    """Go's integer ``/``: truncates toward zero; dividing by zero is a run-time error."""
+    if right == 0:
+        raise FunctionError("runtime error: integer divide by zero")
+    quotient = abs(left) // abs(right)
+    return quotient if (left >= 0) == (right >= 0) else -quotient
+
+
+def go_int_remainder(left: int, right: int) -> int:
+    """Go's integer ``%``: the sign of the dividend; by zero is a run-time error."""
+    if right == 0:
+        raise FunctionError("runtime error: integer divide by zero")
+    remainder = abs(left) % abs(right)
+    return remainder if left >= 0 else -remainder
+
+
 def _divide(right: Any, left: Any) -> int | float:
     a, b = _operands(right, left, name="divide")
     if isinstance(a, int) and isinstance(b, int):
-        if b == 0:
-            raise FunctionError("runtime error: integer divide by zero")
-        quotient = abs(a) // abs(b)
-        return quotient if (a >= 0) == (b >= 0) else -quotient
+        return go_int_divide(a, b)
     if b == 0:
         if a == 0 or math.isnan(a):
             return math.nan
@@ -469,10 +482,7 @@ def _modulo(right: Any, left: Any) -> int:
     a, b = _operands(right, left, name="modulo")
     if isinstance(a, float) or isinstance(b, float):
         raise FunctionError(f"modulo: unknown type for {REDACTED} (float64)")
-    if b == 0:
-        raise FunctionError("runtime error: integer divide by zero")
-    remainder = abs(a) % abs(b)
-    return remainder if a >= 0 else -remainder
+    return go_int_remainder(a, b)
 
 
 def _minimum(right: Any, left: Any) -> int | float:

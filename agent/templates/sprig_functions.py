@@ -17,18 +17,22 @@ import secrets
 import string
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from agent.templates import go_json
 from agent.templates.consul_functions import (
+    CONSUL_FUNCTIONS,
     compile_go_regexp,
+    go_int_divide,
+    go_int_remainder,
     go_lower,
     go_trim_space,
     go_upper,
     regex_replace_all,
 )
 from agent.templates.errors import FunctionError
-from agent.templates.funcspec import ArgType, Function, RenderContext
+from agent.templates.funcspec import ArgType, Function
 from agent.templates.gofmt import format_value, quote
 from agent.templates.literals import LiteralError, parse_float, parse_int
 from agent.templates.values import MISSING, GoStringSlice, is_true, struct_view, type_name
@@ -376,20 +380,6 @@ def _until(count: int) -> list[int]:
 # -- arithmetic (int64) -------------------------------------------------------------------------
 
 
-def _go_div(left: int, right: int) -> int:
-    if right == 0:
-        raise FunctionError("runtime error: integer divide by zero")
-    quotient = abs(left) // abs(right)
-    return quotient if (left >= 0) == (right >= 0) else -quotient
-
-
-def _go_mod(left: int, right: int) -> int:
-    if right == 0:
-        raise FunctionError("runtime error: integer divide by zero")
-    remainder = abs(left) % abs(right)
-    return remainder if left >= 0 else -remainder
-
-
 def _add(*values: Any) -> int:
     return sum(to_int64(value) for value in values)
 
@@ -431,13 +421,12 @@ def _regex_replace_all(pattern: str, text: str, replacement: str) -> str:
     return regex_replace_all(pattern, replacement, text)
 
 
-def _env(context: RenderContext, name: str) -> str:
-    return context.environ.get(name, "")
-
-
 def _fail(message: str) -> str:
     raise FunctionError(message)
 
+
+# The ones that are consul-template's under the same name or another, arguments in the same order.
+_CONSUL = {function.name: function for function in CONSUL_FUNCTIONS}
 
 _SPRIG: tuple[Function, ...] = (
     Function("trim", go_trim_space, (S,)),
@@ -447,9 +436,9 @@ _SPRIG: tuple[Function, ...] = (
     Function("untitle", _untitle, (S,)),
     Function("substr", _substr, (I, I, S)),
     Function("repeat", _repeat, (I, S)),
-    Function("trimAll", lambda cutset, text: text.strip(cutset) if cutset else text, (S, S)),
-    Function("trimSuffix", lambda suffix, text: text.removesuffix(suffix), (S, S)),
-    Function("trimPrefix", lambda prefix, text: text.removeprefix(prefix), (S, S)),
+    replace(_CONSUL["trim"], name="trimAll"),
+    _CONSUL["trimSuffix"],
+    _CONSUL["trimPrefix"],
     Function("nospace", _nospace, (S,)),
     Function("trunc", _trunc, (I, S)),
     Function("contains", lambda part, text: part in text, (S, S)),
@@ -511,8 +500,10 @@ _SPRIG: tuple[Function, ...] = (
     Function("add1", lambda value: to_int64(value) + 1, (ANY,)),
     Function("sub", lambda left, right: to_int64(left) - to_int64(right), (ANY, ANY)),
     Function("mul", _mul, (ANY,), ANY),
-    Function("div", lambda left, right: _go_div(to_int64(left), to_int64(right)), (ANY, ANY)),
-    Function("mod", lambda left, right: _go_mod(to_int64(left), to_int64(right)), (ANY, ANY)),
+    Function("div", lambda left, right: go_int_divide(to_int64(left), to_int64(right)), (ANY, ANY)),
+    Function(
+        "mod", lambda left, right: go_int_remainder(to_int64(left), to_int64(right)), (ANY, ANY)
+    ),
     Function("max", _max, (ANY,), ANY),
     Function("min", _min, (ANY,), ANY),
     Function("uuidv4", lambda: str(uuid.uuid4())),
@@ -523,15 +514,11 @@ _SPRIG: tuple[Function, ...] = (
     ),
     Function("randAlpha", lambda count: _random_string(string.ascii_letters, count), (I,)),
     Function("randNumeric", lambda count: _random_string(string.digits, count), (I,)),
-    Function(
-        "regexMatch",
-        lambda pattern, text: compile_go_regexp(pattern).search(text) is not None,
-        (S, S),
-    ),
+    _CONSUL["regexMatch"],
     Function("regexFind", _regex_find, (S, S)),
     Function("regexFindAll", _regex_find_all, (S, S, I)),
     Function("regexReplaceAll", _regex_replace_all, (S, S, S)),
-    Function("env", _env, (S,), needs_context=True),
+    _CONSUL["env"],
     Function("fail", _fail, (S,)),
 )
 
