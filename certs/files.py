@@ -57,8 +57,13 @@ def publish_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> bo
         return False
     version = directory / f"..{secrets.token_hex(8)}"
     version.mkdir(mode=0o755)
-    for name, (content, mode) in files.items():
-        write_file(version / name, content, mode=mode)
+    try:
+        for name, (content, mode) in files.items():
+            write_file(version / name, content, mode=mode)
+    except BaseException:
+        # Left behind, each failed pass (a full volume, say) would make the next one likelier.
+        shutil.rmtree(version, ignore_errors=True)
+        raise
     previous = os.readlink(directory / DATA_LINK) if (directory / DATA_LINK).is_symlink() else None
     staging = directory / f"{DATA_LINK}_tmp"
     with contextlib.suppress(FileNotFoundError):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
+
+import pytest
 
 from certs.files import DATA_LINK, publish_files, write_file
 
@@ -43,3 +46,22 @@ def test_plain_files_from_before_become_links(tmp_path: Path) -> None:
     publish_files(tmp_path, {"tls.crt": (b"managed", 0o644)})
     assert (tmp_path / "tls.crt").is_symlink()
     assert (tmp_path / "tls.crt").read_bytes() == b"managed"
+
+
+def test_a_failed_publication_leaves_the_current_files_and_no_partial_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_files(tmp_path, {"tls.crt": (b"cert-1", 0o644), "tls.key": (b"key-1", 0o600)})
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def full_volume(path: Path, content: bytes, *, mode: int) -> None:
+        if path.name == "tls.key":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_file(path, content, mode=mode)
+
+    monkeypatch.setattr("certs.files.write_file", full_volume)
+    with pytest.raises(OSError, match="No space"):
+        publish_files(tmp_path, {"tls.crt": (b"cert-2", 0o644), "tls.key": (b"key-2", 0o600)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "tls.crt").read_bytes() == b"cert-1"
+    assert (tmp_path / "tls.key").read_bytes() == b"key-1"
