@@ -6,6 +6,7 @@ language is Go's, not strftime's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 RFC3339 = "2006-01-02T15:04:05Z07:00"
@@ -88,60 +89,64 @@ def go_format(dt: datetime, layout: str) -> str:
     out: list[str] = []
     index = 0
     while index < len(layout):
-        rest = layout[index:]
-        chunk, text = _next_chunk(dt, rest)
-        if chunk:
+        length, text = _next_chunk(dt, layout, index)
+        if length:
             out.append(text)
-            index += len(chunk)
+            index += length
         else:
             out.append(layout[index])
             index += 1
     return "".join(out)
 
 
-def _next_chunk(dt: datetime, rest: str) -> tuple[str, str]:
-    """The layout element at the start of ``rest`` and its value, or ("", "")."""
+# The other layout elements, in the order they are tried: longest first where one is the start
+# of another. Each gives its value of a datetime; only the one that matches is computed.
+_CHUNKS: tuple[tuple[str, Callable[[datetime], str]], ...] = (
+    ("January", lambda dt: _MONTHS[dt.month - 1]),
+    ("Jan", lambda dt: _MONTHS[dt.month - 1][:3]),
+    ("Monday", lambda dt: _DAYS[dt.weekday()]),
+    ("Mon", lambda dt: _DAYS[dt.weekday()][:3]),
+    ("MST", lambda dt: dt.tzname() or "UTC"),
+    ("2006", lambda dt: f"{dt.year:04d}"),
+    ("002", lambda dt: f"{dt.timetuple().tm_yday:03d}"),
+    ("__2", lambda dt: f"{dt.timetuple().tm_yday:>3d}"),
+    ("_2", lambda dt: f"{dt.day:>2d}"),
+    ("01", lambda dt: f"{dt.month:02d}"),
+    ("02", lambda dt: f"{dt.day:02d}"),
+    ("03", lambda dt: f"{_hour12(dt.hour):02d}"),
+    ("04", lambda dt: f"{dt.minute:02d}"),
+    ("05", lambda dt: f"{dt.second:02d}"),
+    ("06", lambda dt: f"{dt.year % 100:02d}"),
+    ("15", lambda dt: f"{dt.hour}"),
+    ("PM", lambda dt: "PM" if dt.hour >= 12 else "AM"),
+    ("pm", lambda dt: "pm" if dt.hour >= 12 else "am"),
+    ("1", lambda dt: f"{dt.month}"),
+    ("2", lambda dt: f"{dt.day}"),
+    ("3", lambda dt: f"{_hour12(dt.hour)}"),
+    ("4", lambda dt: f"{dt.minute}"),
+    ("5", lambda dt: f"{dt.second}"),
+)
+
+
+def _next_chunk(dt: datetime, layout: str, index: int) -> tuple[int, str]:
+    """The length of the layout element at ``layout[index]`` and its value, or (0, "")."""
     for chunk in _ZONE_CHUNKS:
-        if rest.startswith(chunk):
-            return chunk, _zone(dt, chunk)
-    if rest[0] in ".," and len(rest) > 1 and rest[1] in "09":
-        digit = rest[1]
-        end = 1
-        while end < len(rest) and rest[end] == digit:
+        if layout.startswith(chunk, index):
+            return len(chunk), _zone(dt, chunk)
+    following = index + 1
+    if layout[index] in ".," and following < len(layout) and layout[following] in "09":
+        digit = layout[following]
+        end = following
+        while end < len(layout) and layout[end] == digit:
             end += 1
         # A fractional second only counts when no digit follows the run.
-        if end == len(rest) or not rest[end].isdigit():
-            chunk = rest[:end]
-            return chunk, _fraction(dt, chunk)
-    simple: list[tuple[str, str]] = [
-        ("January", _MONTHS[dt.month - 1]),
-        ("Jan", _MONTHS[dt.month - 1][:3]),
-        ("Monday", _DAYS[dt.weekday()]),
-        ("Mon", _DAYS[dt.weekday()][:3]),
-        ("MST", dt.tzname() or "UTC"),
-        ("2006", f"{dt.year:04d}"),
-        ("002", f"{dt.timetuple().tm_yday:03d}"),
-        ("__2", f"{dt.timetuple().tm_yday:>3d}"),
-        ("_2", f"{dt.day:>2d}"),
-        ("01", f"{dt.month:02d}"),
-        ("02", f"{dt.day:02d}"),
-        ("03", f"{_hour12(dt.hour):02d}"),
-        ("04", f"{dt.minute:02d}"),
-        ("05", f"{dt.second:02d}"),
-        ("06", f"{dt.year % 100:02d}"),
-        ("15", f"{dt.hour}"),
-        ("PM", "PM" if dt.hour >= 12 else "AM"),
-        ("pm", "pm" if dt.hour >= 12 else "am"),
-        ("1", f"{dt.month}"),
-        ("2", f"{dt.day}"),
-        ("3", f"{_hour12(dt.hour)}"),
-        ("4", f"{dt.minute}"),
-        ("5", f"{dt.second}"),
-    ]
-    for chunk, value in simple:
-        if rest.startswith(chunk):
+        if end == len(layout) or not layout[end].isdigit():
+            return end - index, _fraction(dt, layout[index:end])
+    for chunk, value in _CHUNKS:
+        if layout.startswith(chunk, index):
             # As in Go, "Jan" and "Mon" followed by a lower-case letter are plain text.
-            if chunk in ("Jan", "Mon") and len(rest) > 3 and rest[3].islower():
+            after = index + len(chunk)
+            if chunk in ("Jan", "Mon") and after < len(layout) and layout[after].islower():
                 continue
-            return chunk, value
-    return "", ""
+            return len(chunk), value(dt)
+    return 0, ""
