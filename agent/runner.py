@@ -155,7 +155,7 @@ class Agent:
         # Set once every template has been rendered (the native sidecar's readiness file).
         self.ready = False
         self._last_login_problem = "could not log in"
-        # Set once shutdown has begun: a second signal must not abort the revocations.
+        # Set once shutdown or revocation has begun: a signal must not abort the revocations.
         self._shutting_down = False
         self._prepare_templates()
 
@@ -852,6 +852,8 @@ class Agent:
         not), makes it synchronous; the first denial, or a Vault that cannot do it, stops that
         attempt. Each token still gets its own attempt, whatever failed before it.
         """
+        # However we got here, a signal must not abandon the revocations half done.
+        self._shutting_down = True
         self.gate.succeeded()
         generations = {token.generation for token in tokens}
         for held in self.store:

@@ -461,6 +461,40 @@ def test_a_lease_vault_cannot_revoke_at_shutdown_does_not_keep_the_token_alive(
     assert not postgres.can_log_in(*credentials)
 
 
+def test_signals_during_a_failed_inits_revocation_do_not_abort_it(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """An init that gives up revokes its token; a second signal (Ctrl-C pressed twice) while
+    that revocation is on the wire must not abandon it."""
+    name = unique_name("resignal")
+    identity = make_identity(
+        vault, kube, pod.root, policy='path "nothing/*" { capabilities = ["read"] }'
+    )
+    with FaultProxy(vault.url) as proxy:
+        proxy.delays["auth/token/revoke-self"] = 2.0
+        config = agent_config(
+            vault_url=proxy.url,
+            identity=identity,
+            pod=pod,
+            templates=[template(pod, "app", f"secret/{name}")],
+            lifecycle=LifecycleConfig(init_timeout_seconds=2.0, revoke_grace_seconds=0.0),
+            max_backoff=1.0,
+        )
+        with AgentProcess("init", config, pod.root) as init:
+            wait_for(
+                lambda: any("revoke-self" in path for path in list(proxy.in_flight)),
+                timeout=20,
+                message="the revocation on the wire",
+            )
+            init.terminate()
+            time.sleep(0.3)
+            init.terminate()
+            assert init.wait(20) == 1
+    assert init.events("revoke"), init.logs()
+    assert "Traceback" not in init.logs()
+    assert vault.tokens_of_role(identity.role) == []
+
+
 def test_vault_restarted_from_file_storage(
     kube: FakeKubeApiServer, postgres: PostgresServer, pod: PodDirs, tmp_path: Path
 ) -> None:
