@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from functools import cmp_to_key
+from functools import cache, cmp_to_key
 from types import ModuleType
 from typing import Any
 
@@ -209,13 +209,28 @@ def _string_node(text: str) -> Any:
     return _scalar(text)
 
 
+@cache
+def _dumper() -> type:
+    # No implicit resolvers: every scalar is written as the string it is, in the style chosen
+    # here, never quoted again by PyYAML because it reads as a number.
+    return type("GoYamlDumper", (_yaml().SafeDumper,), {"yaml_implicit_resolvers": {}})
+
+
+@cache
+def _loader() -> type:
+    # yaml.v2 keeps timestamp-looking values as strings when decoding into interface{}.
+    safe_loader = _yaml().SafeLoader
+    resolvers = {
+        first: [(tag, regexp) for tag, regexp in rules if not tag.endswith(":timestamp")]
+        for first, rules in safe_loader.yaml_implicit_resolvers.items()
+    }
+    return type("GoYamlLoader", (safe_loader,), {"yaml_implicit_resolvers": resolvers})
+
+
 def encode(value: Any) -> str:
     """yaml.Marshal(value), without the trailing newline (toYAML trims it)."""
     yaml = _yaml()
-    # No implicit resolvers: every scalar is written as the string it is, in the style chosen
-    # here, never quoted again by PyYAML because it reads as a number.
-    dumper = type("GoYamlDumper", (yaml.SafeDumper,), {"yaml_implicit_resolvers": {}})
-    text: str = yaml.serialize(_node(value), Dumper=dumper, allow_unicode=True)
+    text: str = yaml.serialize(_node(value), Dumper=_dumper(), allow_unicode=True)
     if text.endswith("\n...\n"):
         text = text[: -len("...\n")]
     return text.strip()
@@ -224,14 +239,8 @@ def encode(value: Any) -> str:
 def decode(text: str) -> Any:
     """yaml.Unmarshal into interface{}."""
     yaml = _yaml()
-    # yaml.v2 keeps timestamp-looking values as strings when decoding into interface{}.
-    resolvers = {
-        first: [(tag, regexp) for tag, regexp in rules if not tag.endswith(":timestamp")]
-        for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    loader = type("GoYamlLoader", (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
     try:
-        return yaml.load(text, Loader=loader)
+        return yaml.load(text, Loader=_loader())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
