@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,13 +158,15 @@ def _newline(parts: list[str], *, indent: str | None, depth: int) -> None:
         parts.append("\n" + indent * depth)
 
 
+# encoding/json's isValidNumber: JSON's number grammar, nothing around it (no NaN, no spaces).
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def _json_number_text(number: JsonNumber) -> str:
     if number == "":
         return "0"
-    try:
-        json.loads(number)
-    except ValueError:
-        raise FunctionError("json: invalid number literal [redacted]") from None
+    if not _JSON_NUMBER.fullmatch(number):
+        raise FunctionError("json: invalid number literal [redacted]")
     return str(number)
 
 

@@ -340,6 +340,21 @@ def test_serialisation_functions(template: str, expected: str) -> None:
     assert run(template, CONFIG) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("NaN", id="NaN"),
+        pytest.param("-Infinity", id="an infinity"),
+        pytest.param(" 1", id="a number with a leading space"),
+        pytest.param("01", id="a leading zero"),
+    ],
+)
+def test_to_json_refuses_a_json_number_that_is_not_a_json_number(text: str) -> None:
+    # Go's encoder checks a json.Number against JSON's number grammar before writing it.
+    message = run_error("{{ toJSON . }}", {"n": JsonNumber(text)})
+    assert message.endswith("json: invalid number literal [redacted]")
+
+
 def test_json_escapes_backspace_and_form_feed_as_go_1_22_does() -> None:
     # Go 1.22 (the Go of current Vault Agent) writes \b and \f; Go 1.19 wrote \u0008, \u000c.
     assert run("{{ toJSON .s }}", {"s": "a\bb\fc\x01"}) == '"a\\bb\\fc\\u0001"'
