@@ -5,7 +5,8 @@
 The template is a 20-line application config over a KV v2 secret and a database credential, the
 shape pod authors write. The references do equivalent substitution: ``str.format`` (a floor: no
 template language at all) and Jinja2 (a mature engine that compiles templates to Python).
-Figures go to docs/benchmarks/templates.md. ``run_benchmark`` is what the agent benchmark calls.
+Figures go to docs/benchmarks/templates.md. ``run_benchmark`` is there for the agent benchmark to
+call (scripts/bench_agent.py does not call it yet).
 """
 
 from __future__ import annotations
@@ -229,8 +230,9 @@ def main() -> None:
     options = parser.parse_args()
     result = run_benchmark(renders=options.renders, repeats=options.repeats)
     print("\n".join(result.lines()))
-    print(f"rendered output ({len(_sample_output())} bytes) matches the str.format reference:")
-    print("  yes" if _sample_output() == _format_reference()() else "  NO")
+    output = _sample_output()
+    print(f"rendered output ({len(output)} bytes) matches the str.format reference:")
+    print("  yes" if output == _format_reference()() else "  NO")
 
 
 def _sample_output() -> str:
