@@ -95,6 +95,13 @@ def rendered_credential(pod: EmulatedPod, file_name: str = "db") -> dict[str, An
     return conninfo_to_dict(text)
 
 
+def assert_can_log_in(postgres: PostgresServer, credential: dict[str, Any]) -> None:
+    """PostgreSQL accepts the credential. Not a bare ``assert can_log_in(user, password)``:
+    pytest would print the call's arguments, the password among them, when it fails."""
+    accepted = postgres.can_log_in(credential["user"], credential["password"])
+    assert accepted, f"PostgreSQL refused {credential['user']}"
+
+
 def new_database_users(postgres: PostgresServer, before: set[str]) -> set[str]:
     return set(postgres.roles(prefix="v-")) - before
 
@@ -206,7 +213,7 @@ def test_classic_init_and_sidecar_one_credential_logged_in_kv_followed_and_revok
     users = wait_until(lambda: logged_in_users(pod), timeout=15, what="the app to log in")
     credential = rendered_credential(pod)
     assert users == [credential["user"]]
-    assert postgres.can_log_in(credential["user"], credential["password"])
+    assert_can_log_in(postgres, credential)
     assert "config: version 1, message 'first'" in pod.logs("app")
     # Vault's kubernetes auth asked the (fake) API server about the pod's own token.
     assert kube.requests.count(TOKEN_REVIEW) > reviews_before
@@ -282,8 +289,8 @@ def test_native_sidecar_with_jwt_auth_rotates_before_expiry_and_the_old_credenti
     old_lease = vault.lookup_lease(first_lease)
     assert old_lease is not None
     assert old_lease["ttl"] >= max_ttl / 3 - 2
-    assert postgres.can_log_in(first["user"], first["password"])
-    assert postgres.can_log_in(second["user"], second["password"])
+    assert_can_log_in(postgres, first)
+    assert_can_log_in(postgres, second)
     wait_until(
         lambda: f"previous user {first['user']} still accepted" in pod.logs("app"),
         timeout=5,
