@@ -3,8 +3,14 @@ docstrings tell other test directories to) work as documented."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from tests.support import postgres as postgres_module
+from tests.support import vault as vault_module
 from tests.support.postgres import PostgresServer
 from tests.support.vault import VaultServer, unique_name
 
@@ -35,3 +41,44 @@ def test_postgres_survives_a_stop_and_start_with_its_data(
     assert not postgres.running
     postgres.start()
     assert postgres.can_log_in(name, "pw")
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_vault_that_does_not_come_up_is_not_left_running(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    fake = _script(tmp_path / "bao", f'echo $$ > "{pid_file}"\nexec sleep 60\n')
+    monkeypatch.setattr(vault_module, "bao_binary", lambda: str(fake))
+    server = VaultServer.dev()
+    monkeypatch.setattr(server, "start", lambda: VaultServer.start(server, timeout=0.5))
+    with pytest.raises(RuntimeError, match="did not listen"), server:
+        pass
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the server process outlived the failed start"
+    assert not server.work_dir.exists()
+
+
+def test_a_failed_initdb_says_why_and_leaves_no_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outside pytest's private tmp_path: as root, initdb runs as the unprivileged server user.
+    base = Path(tempfile.mkdtemp(prefix="vsi-initdb-test-"))
+    try:
+        base.chmod(0o755)
+        bin_dir, scratch = base / "bin", base / "tmp"
+        bin_dir.mkdir(mode=0o755)
+        scratch.mkdir(mode=0o755)
+        _script(bin_dir / "initdb", "echo 'initdb: cannot frobnicate' >&2\nexit 1\n")
+        monkeypatch.setattr(postgres_module, "reachable_bin_dir", lambda: bin_dir)
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        with pytest.raises(RuntimeError, match="cannot frobnicate"):
+            PostgresServer()
+        assert list(scratch.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

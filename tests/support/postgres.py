@@ -121,7 +121,12 @@ class PostgresServer:
         self._socket_dir.mkdir()
         if self._run_as:
             os.chown(self._socket_dir, self._run_as["user"], self._run_as["group"])
-        self._initdb()
+        try:
+            self._initdb()
+        except subprocess.CalledProcessError as error:
+            shutil.rmtree(self._root, ignore_errors=True)
+            output = (error.stderr or b"").decode(errors="replace").strip()
+            raise RuntimeError(f"initdb failed (exit {error.returncode}):\n{output}") from None
 
     def _initdb(self) -> None:
         password_file = self._root / "pwfile"
@@ -214,7 +219,11 @@ class PostgresServer:
         return self._process is not None and self._process.poll() is None
 
     def __enter__(self) -> PostgresServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *_: object) -> None:
         self.close()

@@ -319,7 +319,12 @@ class VaultServer:
         return self._process is not None and self._process.poll() is None
 
     def __enter__(self) -> VaultServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            # A server that did not come up (no answer, not active in time) may still run.
+            self.close()
+            raise
 
     def __exit__(self, *_: object) -> None:
         self.close()
