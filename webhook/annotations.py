@@ -480,6 +480,14 @@ class SpecParser:
     def parse(self, pod: Mapping[str, Any], *, namespace: str) -> ParseResult:
         return _Parser(pod, self, namespace).parse()
 
+    def settings_errors(self) -> tuple[str, ...]:
+        """Errors the settings alone cause (a proxy address without a scheme, a default
+        annotation's bad value): every pod that does not override them is refused with them."""
+        sections = (self.vault_connection, self.lifecycle)
+        return tuple(
+            error for section in sections if section is not None for error in section.errors
+        )
+
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}

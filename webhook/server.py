@@ -33,7 +33,7 @@ from certs.reload import (
 )
 from webhook import logs
 from webhook.admission import Reviewer
-from webhook.annotations import default_annotation_problems
+from webhook.annotations import SpecParser, default_annotation_problems
 from webhook.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -243,6 +243,11 @@ def serve(
         problems = default_annotation_problems(settings.default_annotations)
         if problems:
             raise ServeError("AGENT_INJECT_DEFAULT_ANNOTATIONS: " + "; ".join(problems))
+        # Settings that would refuse every pod stop the start instead (AGENT_INJECT_* variables
+        # and default annotations, named by the annotation they stand for).
+        problems = list(SpecParser(settings).settings_errors())
+        if problems:
+            raise ServeError("the settings would refuse every pod: " + "; ".join(problems))
         app_factory = webhook_app_factory(settings)
     with metrics_directory():
         options = gunicorn_options(settings, cert_file=cert_file, key_file=key_file, bind=bind)

@@ -210,3 +210,27 @@ def test_serve_refuses_to_start_without_a_vault_address(tmp_path: Path) -> None:
     result = run_serve(server_environment(tls, AGENT_INJECT_VAULT_ADDR=""))
     assert result.returncode == 2
     assert "AGENT_INJECT_VAULT_ADDR" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        pytest.param(
+            {"AGENT_INJECT_PROXY_ADDR": "proxy:3128"},
+            "proxy-address: expected a URL",
+            id="a proxy address without a scheme",
+        ),
+        pytest.param(
+            {"AGENT_INJECT_DEFAULT_ANNOTATIONS": '{"agent-revoke-grace": "soon"}'},
+            "agent-revoke-grace: expected a duration",
+            id="a default annotation with a bad value",
+        ),
+    ],
+)
+def test_serve_refuses_settings_that_would_refuse_every_pod(
+    tmp_path: Path, extra: dict[str, str], named: str
+) -> None:
+    result = run_serve(server_environment(write_tls_files(tmp_path), **extra))
+    assert result.returncode == 2
+    assert "the settings would refuse every pod" in result.stderr
+    assert named in result.stderr
