@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -385,15 +386,23 @@ def test_binary_output_encodes_back_to_the_exact_bytes() -> None:
     assert text.encode("utf-8", "surrogateescape") == keystore
 
 
+@contextlib.contextmanager
+def python_recursion_limit(limit: int) -> Iterator[None]:
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def test_nesting_bound_does_not_depend_on_the_recursion_limit() -> None:
     text = "{{ if 1 }}" * 150 + "x" + "{{ end }}" * 150
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(100_000)
-    try:
-        with pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"):
-            parse("deep", text)
-    finally:
-        sys.setrecursionlimit(limit)
+    with (
+        python_recursion_limit(100_000),
+        pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"),
+    ):
+        parse("deep", text)
     nested = "{{ if 1 }}" * 90 + "x" + "{{ end }}" * 90
     assert render("ok", nested, backend=FakeVault()) == "x"
 
@@ -401,10 +410,8 @@ def test_nesting_bound_does_not_depend_on_the_recursion_limit() -> None:
 def test_nested_blocks_count_toward_the_same_nesting_bound() -> None:
     # Each {{block}} is a template of its own; its body still nests inside the enclosing action.
     text = '{{ block "b" . }}' * 150 + "x" + "{{ end }}" * 150
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(100_000)
-    try:
-        with pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"):
-            parse("deep", text)
-    finally:
-        sys.setrecursionlimit(limit)
+    with (
+        python_recursion_limit(100_000),
+        pytest.raises(TemplateError, match=r"^template: deep: actions nested too deeply$"),
+    ):
+        parse("deep", text)
