@@ -20,6 +20,7 @@ mode that still lets every chosen app container read the file:
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import posixpath
 import re
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import jsonpatch
 
@@ -1395,5 +1397,8 @@ def _as_template_format(value: str) -> TemplateFormat:
 
 
 def _is_loopback(address: str) -> bool:
-    host = address.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "127.0.0.1", "::1")
+    try:
+        host = urlsplit(address).hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # an unbalanced [ in the address, or a host that is no IP address
+        return False

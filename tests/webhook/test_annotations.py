@@ -348,6 +348,22 @@ def test_warnings_explain_typos_weak_settings_and_ignored_annotations(
     assert any(expected in warning for warning in result.warnings), result.warnings
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        pytest.param("http://127.0.0.1:8200", id="IPv4 loopback"),
+        pytest.param("http://[::1]:8200", id="IPv6 loopback"),
+        pytest.param("http://[::1]", id="IPv6 loopback without a port"),
+        pytest.param("http://LocalHost/", id="localhost in any case"),
+        pytest.param("http://127.0.0.2:8200", id="anywhere in 127/8"),
+    ],
+)
+def test_plain_http_on_loopback_is_not_flagged(address: str) -> None:
+    result = parse_pod(annotated(service=address))
+    assert result.spec is not None
+    assert not [warning for warning in result.warnings if "plain http" in warning]
+
+
 def test_a_clean_pod_gets_no_warnings() -> None:
     assert parse_pod().warnings == ()
 
