@@ -680,6 +680,8 @@ class _Parser:
             self.error(AGENT_COPY_VOLUME_MOUNTS, f"no container named {copy_from!r} in the pod")
         sidecar_patch = self.json_patch(AGENT_JSON_PATCH)
         init_patch = self.json_patch(AGENT_INIT_JSON_PATCH)
+        extra_secret = self.object_name(AGENT_EXTRA_SECRET)
+        tls_secret = self.object_name(TLS_SECRET)
         status = self.own.get(AGENT_INJECT_STATUS, "").strip()
         if self.errors:
             return ParseResult(None, tuple(self.errors), tuple(self.warnings))
@@ -698,16 +700,14 @@ class _Parser:
             secrets_volume_size_limit=self.settings.secrets_volume_size_limit,
             agent_config=agent_config,
             configmap=configmap,
-            extra_secret=self.object_name(AGENT_EXTRA_SECRET),
-            tls_secret=self.object_name(TLS_SECRET),
+            extra_secret=extra_secret,
+            tls_secret=tls_secret,
             copy_volume_mounts_from=copy_from,
             share_process_namespace=share_process_namespace,
             sidecar_json_patch=sidecar_patch,
             init_json_patch=init_patch,
             reinject=status == "update",
         )
-        if self.errors:
-            return ParseResult(None, tuple(self.errors), tuple(self.warnings))
         return ParseResult(spec, (), tuple(self.warnings))
 
     def container_names(self, *, initial: bool) -> list[str]:

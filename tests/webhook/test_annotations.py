@@ -266,6 +266,14 @@ def test_every_error_is_reported_at_once_not_only_the_first() -> None:
     assert len(result.errors) == 4, result.errors
 
 
+def test_object_names_are_checked_even_when_other_errors_came_first() -> None:
+    result = parse_pod(
+        annotated(agent_pre_populate="yes", tls_secret="Bad_Name", agent_extra_secret="Bad_Too")
+    )
+    named = {error.split(":")[0].removeprefix(PREFIX) for error in result.errors}
+    assert named == {"agent-pre-populate", "tls-secret", "agent-extra-secret"}, result.errors
+
+
 @pytest.mark.parametrize(
     "namespace",
     [pytest.param("kube-system", id="kube-system"), pytest.param("kube-public", id="kube-public")],
