@@ -40,6 +40,8 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    # The client's port: one port for several requests means one kept-alive connection.
+    client_port: int
 
 
 @dataclass
@@ -78,6 +80,7 @@ def canned() -> Iterator[CannedVault]:
                     self.path,
                     dict(self.headers.items()),
                     json.loads(raw) if raw else None,
+                    self.client_address[1],
                 )
             )
             if state.drop:
@@ -288,9 +291,13 @@ def test_keep_alive_reuses_one_connection_unless_disabled(canned: CannedVault) -
     for _ in range(3):
         client.read("kv/app")
     assert "Connection" not in canned.last.headers
+    assert len({seen.client_port for seen in canned.seen}) == 1
+    canned.seen.clear()
     closing = client_for(canned, disable_keep_alives=True)
-    closing.read("kv/app")
+    for _ in range(2):
+        closing.read("kv/app")
     assert canned.last.headers["Connection"] == "close"
+    assert len({seen.client_port for seen in canned.seen}) == 2
 
 
 def test_namespace_and_request_headers(canned: CannedVault) -> None:
