@@ -4,6 +4,7 @@ for the session, and per test a fresh identity (ServiceAccount, policy, jwt role
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from tests.support.vault import (  # noqa: F401
     vault_server,
     vault_with_postgres,
 )
+
+# Tests that mount a real tmpfs (a full volume): skipped without root, as README promises.
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 
 @pytest.fixture(scope="session")

