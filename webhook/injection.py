@@ -27,7 +27,6 @@ from webhook.containers import (
 from webhook.values import BOOLEAN_HINT, parse_bool
 
 STATUS_INJECTED = "injected"
-STATUS_UPDATE = "update"
 
 Verdict = Literal["inject", "skip", "refuse"]
 

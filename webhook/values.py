@@ -57,8 +57,7 @@ QUANTITY_HINT = "a Kubernetes quantity such as 250m, 0.5, 64Mi or 1G"
 _FILE_MODE = re.compile(r"(?:0o)?([0-7]{1,4})")
 FILE_MODE_HINT = "an octal file mode such as 0600, 0640 or 0644"
 
-# RFC 1123 DNS label and subdomain, as Kubernetes validates object and container names.
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# RFC 1123 DNS subdomain, as Kubernetes validates object names.
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -127,10 +126,6 @@ def parse_int(raw: str, *, minimum: int | None = None, maximum: int | None = Non
 def split_list(raw: str) -> tuple[str, ...]:
     """A comma-separated list, blanks trimmed and empty items dropped, order kept."""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def is_dns_label(value: str) -> bool:
-    return len(value) <= 63 and _DNS_LABEL.fullmatch(value) is not None
 
 
 def is_dns_subdomain(value: str) -> bool:
