@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from agent.config import TemplateConfig
 from agent.templates import Dependency, SecretBackend, TemplateError, parse
+from agent.templates.vault_functions import normalize_path
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class EnvTemplate:
 
     def __init__(self, name: str, path: str) -> None:
         self._name = name
-        self._dependency = Dependency("secret", path.strip().strip("/"), ())
+        self._dependency = Dependency("secret", normalize_path(path), ())
 
     def dependencies(self) -> tuple[Dependency, ...]:
         return (self._dependency,)

@@ -21,6 +21,7 @@ from agent.audit import Audit
 from agent.certificates import certificate_not_after
 from agent.schedule import LeaseClock
 from agent.templates import Dependency, Secret
+from agent.templates.vault_functions import normalize_path
 from agent.vault import Mount, VaultClient, VaultSecret, lease_reference
 
 logger = logging.getLogger(__name__)
@@ -45,15 +46,12 @@ class Held:
     generation: int
 
 
-def clean_path(path: str) -> str:
-    """Trim spaces and slashes as consul-template does, so equal calls share one dependency."""
-    return path.strip().strip("/")
-
-
 def dependency_for(
     kind: Literal["secret", "secrets", "pkiCert"], path: str, params: Mapping[str, str]
 ) -> Dependency:
-    return Dependency(kind, clean_path(path), tuple(sorted(params.items())))
+    """The dependency of a call, its path trimmed as the engine trims it, so equal calls (and
+    the dependency a template lists before it renders) are one."""
+    return Dependency(kind, normalize_path(path), tuple(sorted(params.items())))
 
 
 def _within_mount(mount_path: str, path: str) -> tuple[str, str]:
