@@ -73,10 +73,6 @@ class Metrics:
         with self._lock:
             self._counts[(name, label)] += 1
 
-    def value(self, name: str, label: str) -> int:
-        with self._lock:
-            return self._counts.get((name, label), 0)
-
     def watch(self, expiries: Callable[[], Iterable[Expiry]], requests: Callable[[], int]) -> None:
         self._expiries = expiries
         self._requests = requests

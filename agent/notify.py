@@ -111,10 +111,6 @@ class CommandRunner:
         # Templates whose command must run again once the current run ends.
         self._again: dict[str, tuple[list[str], float]] = {}
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._running)
-
     def start(self, template: str, argv: list[str], *, timeout: float) -> None:
         if template in self._running:
             self._again[template] = (argv, timeout)
