@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import LifecycleConfig, SignalTarget
+from agent.config import LifecycleConfig, SignalTarget, TemplateConfig
 from tests.agent.conftest import make_identity
 from tests.agent.harness import AgentProcess, PodDirs, agent_config, run_agent, template, wait_for
 from tests.support.fake_kube import FakeKubeApiServer
@@ -30,7 +30,7 @@ def kv_policy(name: str) -> str:
     return f'path "secret/data/{name}" {{ capabilities = ["read"] }}\n'
 
 
-def db_template(pod: PodDirs, name: str, **options: object) -> object:
+def db_template(pod: PodDirs, name: str) -> TemplateConfig:
     return template(
         pod,
         "db",
@@ -38,7 +38,6 @@ def db_template(pod: PodDirs, name: str, **options: object) -> object:
         f'{{{{ with secret "database/creds/{name}" }}}}'
         "{{ .Data.username }}:{{ .Data.password }}{{ end }}",
         perms=0o600,
-        **options,
     )
 
 
@@ -58,7 +57,7 @@ def test_the_sidecar_adopts_the_init_credentials_so_the_pod_gets_one_set(
         vault_url=vault.url,
         identity=identity,
         pod=pod,
-        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        templates=[db_template(pod, name)],
         readiness_file=str(pod.state / "ready"),
     )
     init = run_agent("init", config, pod.root)
@@ -93,7 +92,7 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
         vault_url=vault.url,
         identity=identity,
         pod=pod,
-        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        templates=[db_template(pod, name)],
         readiness_file=str(pod.state / "ready"),
     )
     with AgentProcess("sidecar", config, pod.root) as sidecar:
@@ -237,7 +236,7 @@ def test_sigterm_keeps_files_for_the_grace_period_then_revokes_everything(
         vault_url=vault.url,
         identity=identity,
         pod=pod,
-        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        templates=[db_template(pod, name)],
         lifecycle=LifecycleConfig(revoke_grace_seconds=2.0),
     )
     assert run_agent("init", config, pod.root).process.returncode == 0  # type: ignore[union-attr]
@@ -348,7 +347,7 @@ def test_credentials_are_issued_anew_before_the_token_that_issued_them_dies(
         vault_url=vault.url,
         identity=identity,
         pod=pod,
-        templates=[db_template(pod, name)],  # type: ignore[list-item]
+        templates=[db_template(pod, name)],
     )
     with AgentProcess("sidecar", config, pod.root) as sidecar:
         wait_for(lambda: pod.file("db").exists(), timeout=15, message="first render")
