@@ -172,14 +172,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def run_init(flavour: Flavour) -> None:
     argv, environment = flavour.command("init")
     measured = flavour.work / "init.measure"
-    code = subprocess.run(
-        [sys.executable, "-S", "-E", "-c", LAUNCHER, str(measured), *argv],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=(flavour.work / "init.log").open("ab"),
-        cwd=flavour.work,
-        check=False,
-    ).returncode
+    with (flavour.work / "init.log").open("ab") as log:
+        code = subprocess.run(
+            [sys.executable, "-S", "-E", "-c", LAUNCHER, str(measured), *argv],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=flavour.work,
+            check=False,
+        ).returncode
     peak_text, elapsed_text = measured.read_text().split()
     peak, elapsed = int(peak_text), float(elapsed_text)
     if code != 0:
@@ -231,45 +232,56 @@ def steady_state(
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stop = threading.Event()
     watchers = []
-    for flavour in flavours:
-        for name in ("kv", "db", "cert"):
-            (flavour.secrets_dir / name).unlink(missing_ok=True)
-        argv, environment = flavour.command("sidecar")
-        processes[flavour.name] = subprocess.Popen(
-            argv,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=(flavour.work / "sidecar.log").open("ab"),
-            cwd=flavour.work,
-        )
-    deadline = time.monotonic() + 20
-    while not all((f.secrets_dir / "db").exists() for f in flavours):
-        if time.monotonic() > deadline:
-            raise RuntimeError("a sidecar did not render")
-        time.sleep(0.02)
-    counted_from = time.monotonic()
-    counts_before = {flavour.name: len(flavour.proxy.requests) for flavour in flavours}
-    for flavour in flavours:
-        watcher = threading.Thread(
-            target=watch_rotations, args=(flavour, postgres, rotations, stop, print), daemon=True
-        )
-        watcher.start()
-        watchers.append(watcher)
-    budget = time.monotonic() + rotations * MAX_TTL * 1.6 + 30
-    while any(watcher.is_alive() for watcher in watchers) and time.monotonic() < budget:
-        time.sleep(0.2)
-    stop.set()
-    elapsed = time.monotonic() - counted_from
-    for flavour in flavours:
-        sent = len(flavour.proxy.requests) - counts_before[flavour.name]
-        flavour.requests_per_hour = sent / elapsed * 3600
-        process = processes[flavour.name]
-        with open(f"/proc/{process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    flavour.rss_steady_kib = int(line.split()[1])
-        process.terminate()
-        process.wait(30)
+    try:
+        for flavour in flavours:
+            for name in ("kv", "db", "cert"):
+                (flavour.secrets_dir / name).unlink(missing_ok=True)
+            argv, environment = flavour.command("sidecar")
+            with (flavour.work / "sidecar.log").open("ab") as log:
+                processes[flavour.name] = subprocess.Popen(
+                    argv,
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    cwd=flavour.work,
+                )
+        deadline = time.monotonic() + 20
+        while not all((f.secrets_dir / "db").exists() for f in flavours):
+            if time.monotonic() > deadline:
+                raise RuntimeError("a sidecar did not render")
+            time.sleep(0.02)
+        counted_from = time.monotonic()
+        counts_before = {flavour.name: len(flavour.proxy.requests) for flavour in flavours}
+        for flavour in flavours:
+            watcher = threading.Thread(
+                target=watch_rotations,
+                args=(flavour, postgres, rotations, stop, print),
+                daemon=True,
+            )
+            watcher.start()
+            watchers.append(watcher)
+        budget = time.monotonic() + rotations * MAX_TTL * 1.6 + 30
+        while any(watcher.is_alive() for watcher in watchers) and time.monotonic() < budget:
+            time.sleep(0.2)
+        stop.set()
+        elapsed = time.monotonic() - counted_from
+        for flavour in flavours:
+            sent = len(flavour.proxy.requests) - counts_before[flavour.name]
+            flavour.requests_per_hour = sent / elapsed * 3600
+            process = processes[flavour.name]
+            with open(f"/proc/{process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        flavour.rss_steady_kib = int(line.split()[1])
+            process.terminate()
+            process.wait(30)
+    finally:
+        # After a failure no agent outlives the benchmark (the normal path stopped them above).
+        stop.set()
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     time.sleep(1.0)  # Vault revokes a revoked token's leases in the background
     for flavour in flavours:
         flavour.leases_left_after_stop = len(vault.leases(f"database/creds/{flavour.role}"))
