@@ -18,19 +18,38 @@ from tests.support.vault import VaultServer, bao_binary
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "manifests/overlays/example/vault-setup.sh"
+PAYMENT_API_KEY = "example-payment-key-7c41d9"
+# Stands in for the CLI: writes down its arguments (what any user sees in the process list), then
+# runs the real one.
+RECORDING_CLI = """#!/bin/sh
+printf '%s\\n' "$*" >> "$VSI_TEST_ARGUMENTS"
+exec "$VSI_TEST_REAL_CLI" "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def command_lines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file where every CLI call of the script leaves its arguments, one line each."""
+    return tmp_path_factory.mktemp("cli") / "arguments.log"
 
 
 @pytest.fixture(scope="module")
 def configured(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, command_lines: Path
 ) -> Iterator[tuple[VaultServer, PostgresServer]]:
     # Vault runs outside the (absent) cluster here, so it needs the API server's CA as a file.
     kubernetes_ca = tmp_path_factory.mktemp("kube") / "ca.crt"
     kubernetes_ca.write_bytes(generate_ca().cert_pem)
+    cli = command_lines.parent / "vault"
+    cli.write_text(RECORDING_CLI)
+    cli.chmod(0o755)
     with VaultServer.dev() as vault, PostgresServer() as postgres:
         environment = {
             **os.environ,
-            "VAULT": bao_binary(),
+            "VAULT": str(cli),
+            "VSI_TEST_REAL_CLI": bao_binary(),
+            "VSI_TEST_ARGUMENTS": str(command_lines),
+            "PAYMENT_API_KEY": PAYMENT_API_KEY,
             "VAULT_ADDR": vault.url,
             "VAULT_TOKEN": vault.root_token,
             "KUBERNETES_HOST": "https://127.0.0.1:6443",
@@ -83,9 +102,23 @@ def test_the_kv_secret_and_a_working_database_credential_are_issued(
     vault, postgres = configured
     config = vault.api("GET", "secret/data/orders/config")["data"]["data"]
     assert set(config) == {"payment_api_key"}
+    assert config["payment_api_key"] == PAYMENT_API_KEY
     credential = vault.api("GET", "database/creds/orders")
     assert credential["lease_duration"] == 3600
     username, password = credential["data"]["username"], credential["data"]["password"]
     assert postgres.can_log_in(username, password)
     vault.revoke_lease(credential["lease_id"])
     assert not postgres.can_log_in(username, password)
+
+
+def test_no_secret_value_is_on_a_command_line(
+    configured: tuple[VaultServer, PostgresServer], command_lines: Path
+) -> None:
+    _vault, postgres = configured
+    arguments = command_lines.read_text()
+    assert "database/config/orders" in arguments
+    # Booleans first, so that a failure does not print the secret it found.
+    password_shown = postgres.password in arguments
+    key_shown = PAYMENT_API_KEY in arguments
+    assert not password_shown, "the PostgreSQL admin password was on a command line"
+    assert not key_shown, "the KV secret was on a command line"

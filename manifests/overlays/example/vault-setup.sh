@@ -11,6 +11,8 @@
 #                        cluster, otherwise Vault reads its own pod's ServiceAccount CA
 # Optional: POSTGRES_SSLMODE (default require), PAYMENT_API_KEY (the example's KV value).
 # Re-running it is safe: every write replaces the previous one.
+# Secret values go to the CLI on its standard input (key=-), never in its arguments, which any
+# user of the machine can read in the process list.
 set -eu
 
 VAULT="${VAULT:-vault}"
@@ -32,17 +34,18 @@ fi
 
 # 2. The app's static settings, in KV version 2 at secret/.
 enable secrets secret kv-v2
-"$VAULT" kv put secret/orders/config payment_api_key="${PAYMENT_API_KEY:-example-only-change-me}"
+printf '%s' "${PAYMENT_API_KEY:-example-only-change-me}" |
+    "$VAULT" kv put secret/orders/config payment_api_key=-
 
 # 3. Dynamic PostgreSQL credentials: each pod gets its own role, valid for an hour, revoked
 #    when the pod stops.
 enable secrets database database
-"$VAULT" write database/config/orders \
+printf '%s' "$POSTGRES_ADMIN_PASSWORD" | "$VAULT" write database/config/orders \
     plugin_name=postgresql-database-plugin \
     allowed_roles=orders \
     connection_url="postgresql://{{username}}:{{password}}@${POSTGRES_URL}?sslmode=${POSTGRES_SSLMODE:-require}" \
     username="$POSTGRES_ADMIN_USER" \
-    password="$POSTGRES_ADMIN_PASSWORD"
+    password=-
 "$VAULT" write database/roles/orders \
     db_name=orders \
     creation_statements="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";" \
