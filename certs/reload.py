@@ -103,7 +103,7 @@ class ReloadingServerContext:
         self._next_check = time.monotonic() + check_interval
         # The socket is wrapped with this context; the SNI callback switches each new connection to
         # the newest context. OpenSSL calls it for every ClientHello, with or without a server name.
-        self.context = self._load()
+        self.context = self._current
         self.context.sni_callback = self._on_client_hello
 
     def _load(self) -> ssl.SSLContext:

@@ -86,6 +86,7 @@ def test_an_expiring_certificate_is_logged_when_loaded(
         ReloadingServerContext(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
     assert f"TLS certificate {tmp_path / 'tls.crt'}" in caplog.text
     assert "expires at" in caplog.text
+    assert len(caplog.records) == 1, "one load, one warning"
 
 
 def test_the_gunicorn_hook_keeps_one_context_per_process(tmp_path: Path) -> None:
