@@ -366,8 +366,8 @@ class CertificateKeeper:
             self._settings.cert_dir,
             {name: (content, SERVING_FILES[name]) for name, content in files.items()},
         )
+        serving = load_certificates(files[SERVING_CERT])[0]
         if changed:
-            serving = load_certificates(files[SERVING_CERT])[0]
             authorities = load_certificates(files[CA_BUNDLE])
             logger.info(
                 "auto TLS: wrote certificate %s for %s, trusted CAs %s",
@@ -375,7 +375,6 @@ class CertificateKeeper:
                 ",".join(dns_names(serving)),
                 ",".join(fingerprint(ca)[:16] for ca in authorities),
             )
-        serving = load_certificates(files[SERVING_CERT])[0]
         for warning in validity_warnings(serving, now=utcnow(), label="serving certificate"):
             # Once per certificate and kind of warning: this runs on every pass.
             self._warn_once(f"{fingerprint(serving)[:16]}: {warning.split(' at ')[0]}", warning)
