@@ -162,3 +162,50 @@ def test_arbitrary_documents_never_crash_the_reviewer(junk: Any, where: str) -> 
     except ReviewError:
         return
     _check_well_formed(answer, document)
+
+
+# Fields the parser reads from the pod itself, with any JSON value where a number, a string or a
+# list belongs (the API server decodes pods into their types; the CLI reads any file).
+FIELD_SETTERS = {
+    "pod security context": lambda pod, junk: pod["spec"].update(
+        securityContext={
+            "runAsUser": junk,
+            "runAsGroup": junk,
+            "supplementalGroups": junk,
+            "fsGroup": junk,
+        }
+    ),
+    "container security context": lambda pod, junk: pod["spec"]["containers"][0].update(
+        securityContext={"runAsUser": junk, "runAsGroup": junk}
+    ),
+    "container name": lambda pod, junk: pod["spec"]["containers"][0].update(name=junk),
+    "mount": lambda pod, junk: pod["spec"]["containers"][0]["volumeMounts"].append(
+        {"name": junk, "mountPath": junk}
+    ),
+}
+OPTIONAL_ANNOTATIONS = {
+    PREFIX + "agent-run-as-same-user": "true",
+    PREFIX + "agent-inject-signal-db": "SIGHUP:app",
+    PREFIX + "agent-copy-volume-mounts": "app",
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    json_values,
+    st.sampled_from(sorted(FIELD_SETTERS)),
+    st.lists(st.sampled_from(sorted(OPTIONAL_ANNOTATIONS)), unique=True),
+)
+def test_any_value_in_a_field_the_parser_reads_never_crashes_the_reviewer(
+    junk: Any, where: str, optional: list[str]
+) -> None:
+    annotations = {
+        PREFIX + "agent-inject": "true",
+        PREFIX + "role": "app",
+        PREFIX + "agent-inject-secret-db": "kv/db",
+        **{key: OPTIONAL_ANNOTATIONS[key] for key in optional},
+    }
+    pod = make_pod(annotations)
+    FIELD_SETTERS[where](pod, junk)
+    request = review_request(pod)
+    _check_well_formed(dict(REVIEWER.review(request).review), request)
