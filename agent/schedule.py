@@ -36,6 +36,9 @@ from typing import Generic, Literal, TypeVar
 MIN_DELAY_SECONDS = 1.0
 BACKOFF_JITTER = 0.2
 VAULT_CLOCK_GRANULARITY = 1.0
+# How far past a predicted hard expiry a renewal may reach before the prediction is dropped:
+# a lifetime learned from a capped renewal is short by up to two clock granules.
+PREDICTION_SLACK_SECONDS = 2 * VAULT_CLOCK_GRANULARITY
 # Fractions of the allowed span at which work happens: early enough for retries, late enough
 # not to churn.
 RENEW_WINDOW = (0.80, 0.95)
@@ -138,8 +141,10 @@ class LeaseClock:
             # Vault computes the capped remainder from a clock truncated to whole seconds, so
             # it can be up to a second longer than the truth: count that second as gone.
             hard = expires_at = now + max(0.0, ttl - VAULT_CLOCK_GRANULARITY)
-        elif hard is not None and expires_at > hard:
+        elif hard is not None and expires_at > hard + PREDICTION_SLACK_SECONDS:
             # The prediction was too short (the role's max TTL grew): it is only a guess.
+            # Within the slack it is the second a capped renewal counts as gone (and Vault's
+            # truncation): keep it, as the end of the credential is near all the same.
             hard = None
         return replace(
             self, renewed_at=now, expires_at=expires_at, renewable=renewable, hard_expires_at=hard

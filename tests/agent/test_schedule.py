@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -97,6 +98,46 @@ def test_simulated_vault_rotation_keeps_a_third_of_the_lifetime(
         hard = now + max_ttl
     # Renewals are not a busy loop: about one per half ttl at most.
     assert renewals <= 5 * (max_ttl / (ttl * 0.5) + 1)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "max_ttl"),
+    [
+        pytest.param(3, 8, id="a token of ttl 3s and max ttl 8s"),
+        pytest.param(3, 9, id="database creds of ttl 3s and max ttl 9s"),
+        pytest.param(10, 30, id="database creds of ttl 10s and max ttl 30s"),
+    ],
+)
+@pytest.mark.parametrize("seed", range(12))
+def test_vaults_whole_seconds_do_not_undo_a_learned_lifetime(
+    ttl: int, max_ttl: int, seed: int
+) -> None:
+    """Vault answers a capped renewal in whole seconds (what is left, truncated), so a lifetime
+    learned from it is a second or two short. A later renewal that reaches a little past the
+    predicted end must not make the agent forget where the end is: it then renewed until
+    Vault capped it again, and replaced the credential with a second of it left."""
+    rng = seeded(seed)
+    now = 0.37 * seed  # off the whole second, as a real clock is
+    clock = LeaseClock.issued(now, ttl, renewable=True, rng=rng)
+    hard = now + max_ttl
+    learned: float | None = None
+    for rotation in range(4):
+        while True:
+            plan = next_lease_action(clock, now=now, min_remaining_fraction=FRACTION, rng=rng)
+            now = plan.when
+            end = min(clock.expires_at, hard)
+            assert now < end, "the credential expired before the agent acted"
+            if plan.action == "reissue":
+                if rotation > 0:
+                    assert end - now >= FRACTION * max_ttl - 1.0
+                learned = clock.lifetime
+                break
+            remaining = hard - now
+            capped = plan.increment > remaining
+            granted = math.floor(remaining) if capped else plan.increment
+            clock = clock.after_renewal(now, ttl=granted, capped=capped, renewable=True)
+        clock = LeaseClock.issued(now, ttl, renewable=True, known_lifetime=learned, rng=rng)
+        hard = now + max_ttl
 
 
 def test_renewals_ask_for_the_ttl_until_the_last_one_before_the_reissue() -> None:
