@@ -53,6 +53,7 @@ from agent.config import (
 )
 from webhook.settings import ANNOTATION_PREFIX, MIN_PROJECTED_TOKEN_SECONDS, Settings
 from webhook.values import (
+    BOOLEAN_PADDING,
     absolute_directory_problem,
     is_dns_subdomain,
     parse_bool,
@@ -558,7 +559,7 @@ class _Parser:
         if raw is None:
             return default
         try:
-            return parse_bool(raw.strip())
+            return parse_bool(raw.strip(BOOLEAN_PADDING))
         except ValueError as error:
             self.error(key, f"{error}, got {raw[:40]!r}")
             return default
@@ -662,6 +663,11 @@ class _Parser:
                     f"{SIGNAL_GROUP}<name>: signalling an app process needs "
                     "spec.shareProcessNamespace, which the pod sets to false"
                 )
+            if share_process_namespace is False:
+                self.errors.append(
+                    f"{SIGNAL_GROUP}<name>: signalling an app process needs a shared process "
+                    f"namespace, which {AGENT_SHARE_PROCESS_NAMESPACE} turns off"
+                )
             share_process_namespace = True
             self.warn_if_signal_cannot_reach(targets, security)
         agent_config = None
@@ -680,6 +686,12 @@ class _Parser:
             self.error(AGENT_COPY_VOLUME_MOUNTS, f"no container named {copy_from!r} in the pod")
         sidecar_patch = self.json_patch(AGENT_JSON_PATCH)
         init_patch = self.json_patch(AGENT_INIT_JSON_PATCH)
+        if init_patch and mode in ("native-sidecar", "sidecar-only"):
+            self.warn(
+                AGENT_INIT_JSON_PATCH,
+                "has no effect: this pod gets no separate init container "
+                f"({mode}); use {AGENT_JSON_PATCH} for the agent",
+            )
         extra_secret = self.object_name(AGENT_EXTRA_SECRET)
         tls_secret = self.object_name(TLS_SECRET)
         status = self.own.get(AGENT_INJECT_STATUS, "").strip()

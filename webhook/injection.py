@@ -24,7 +24,7 @@ from webhook.containers import (
     pod_volumes,
     secret_mounts,
 )
-from webhook.values import BOOLEAN_HINT, parse_bool
+from webhook.values import BOOLEAN_HINT, BOOLEAN_PADDING, parse_bool
 
 STATUS_INJECTED = "injected"
 
@@ -62,7 +62,7 @@ def should_inject(pod: Mapping[str, Any]) -> Decision:
             )
         return Decision("skip", f"no {AGENT_INJECT} annotation")
     try:
-        wanted = parse_bool(str(raw).strip())
+        wanted = parse_bool(str(raw).strip(BOOLEAN_PADDING))
     except ValueError:
         return Decision("refuse", f"{AGENT_INJECT}: expected {BOOLEAN_HINT}, got {str(raw)[:40]!r}")
     if not wanted:

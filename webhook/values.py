@@ -14,6 +14,9 @@ _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 BOOLEAN_HINT = "true or false (also 1/0, t/f, TRUE/FALSE, True/False)"
+# The white space a boolean may carry around it: what RE2's \s matches, so that the
+# ValidatingAdmissionPolicy (CEL `matches`) and the webhook agree on which pods ask for injection.
+BOOLEAN_PADDING = " \t\n\f\r"
 
 # Go time.ParseDuration units, in seconds.
 _DURATION_UNITS = {

@@ -81,6 +81,16 @@ def _pod(
         pytest.param(_pod({INJECT: "true"}), False, id="asking without the agent is rejected"),
         pytest.param(_pod({INJECT: "T"}), False, id="every true spelling counts as asking"),
         pytest.param(
+            _pod({INJECT: " true\n"}),
+            False,
+            id="white space the webhook ignores still counts as asking",
+        ),
+        pytest.param(
+            _pod({INJECT: "\vtrue"}),
+            True,
+            id="padding the webhook refuses is no request to judge",
+        ),
+        pytest.param(
             _pod({INJECT: "true", STATUS: "update"}),
             False,
             id="a pod to re-inject that was not re-injected is rejected",

@@ -360,3 +360,38 @@ def test_a_signal_the_agent_could_not_send_draws_a_warning(
     assert outcome.result == "injected"
     warnings = outcome.review["response"].get("warnings", [])
     assert any("may only signal processes of its own user" in text for text in warnings) is warned
+
+
+@pytest.mark.parametrize(
+    ("value", "result"),
+    [
+        pytest.param(" true\n", "injected", id="ascii white space around true is ignored"),
+        pytest.param("\vtrue", "refused", id="other padding is refused, as the policy ignores it"),
+    ],
+)
+def test_agent_inject_padding_matches_the_admission_policy(value: str, result: str) -> None:
+    pod = make_pod({**BASE, "vault.hashicorp.com/agent-inject": value})
+    assert review(pod).result == result
+
+
+def test_a_signal_with_process_sharing_turned_off_is_refused() -> None:
+    pod = make_pod(
+        {
+            **BASE,
+            **annotated(
+                agent_inject_signal_db="SIGHUP:nginx", agent_share_process_namespace="false"
+            ),
+        }
+    )
+    outcome = review(pod)
+    assert outcome.result == "refused"
+    assert (
+        "agent-share-process-namespace turns off" in outcome.review["response"]["status"]["message"]
+    )
+
+
+def test_an_init_patch_without_an_init_container_draws_a_warning() -> None:
+    patch = '[{"op": "add", "path": "/env/-", "value": {"name": "A", "value": "b"}}]'
+    pod = make_pod({**BASE, **annotated(agent_native_sidecar="true", agent_init_json_patch=patch)})
+    warnings = review(pod).review["response"].get("warnings", [])
+    assert any("agent-init-json-patch: has no effect" in text for text in warnings), warnings
