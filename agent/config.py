@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
+import shlex
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from agent.metrics import MetricsError, parse_loopback_address
 
 SCHEMA_VERSION = 1
 CONFIG_ENV = "VSI_AGENT_CONFIG"
@@ -28,6 +32,11 @@ AuthMethod = Literal["kubernetes", "jwt"]
 TemplateFormat = Literal["map", "json", "env"]
 LogFormat = Literal["standard", "json"]
 LogLevel = Literal["trace", "debug", "info", "warn", "warning", "error"]
+
+# Signals an app may ask to receive after a file changes (agent-inject-signal-<name>).
+SIGNALS = frozenset(
+    {"SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT"}
+)
 
 AUTH_METHODS: tuple[str, ...] = get_args(AuthMethod)
 TEMPLATE_FORMATS: tuple[str, ...] = get_args(TemplateFormat)
@@ -234,6 +243,37 @@ def validate(config: AgentConfig) -> list[str]:
             problems.append(f"{where}: template delimiters must not be empty")
         if template.command_timeout_seconds <= 0:
             problems.append(f"{where}.command_timeout_seconds: must be positive")
+        if template.command is not None:
+            try:
+                if not shlex.split(template.command):
+                    problems.append(f"{where}.command: must not be empty")
+            except ValueError as error:
+                problems.append(f"{where}.command: cannot be split into arguments ({error})")
+        if template.signal is not None:
+            if template.signal.signal not in SIGNALS:
+                problems.append(
+                    f"{where}.signal.signal: {template.signal.signal!r} is not one of "
+                    + ", ".join(sorted(SIGNALS))
+                )
+            if not template.signal.process_name:
+                problems.append(f"{where}.signal.process_name: must not be empty")
+        # A rendered file must not overwrite the agent's own files.
+        private = posixpath.join(config.state_dir, "")
+        if template.destination.startswith(private) or template.destination in (
+            config.token_sink,
+            config.readiness_file,
+        ):
+            problems.append(
+                f"{where}.destination: must not be in state_dir or be token_sink or readiness_file"
+            )
+    tls = config.vault.tls
+    if (tls.client_cert_file is None) != (tls.client_key_file is None):
+        problems.append("vault.tls: client_cert_file and client_key_file go together")
+    if config.metrics_address is not None:
+        try:
+            parse_loopback_address(config.metrics_address)
+        except MetricsError as error:
+            problems.append(str(error))
     lifecycle = config.lifecycle
     if lifecycle.revoke_grace_seconds < 0:
         problems.append("lifecycle.revoke_grace_seconds: must not be negative")

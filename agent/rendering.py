@@ -127,7 +127,9 @@ class PreparedTemplate:
             error_on_missing_key=self.config.error_on_missing_key,
             environ=environ,
         )
-        return text.encode("utf-8")
+        # Go writes a template's bytes as they are: bytes that are not UTF-8 (base64Decode of a
+        # keystore, `file` of a binary) reach the engine as surrogate escapes and leave as bytes.
+        return text.encode("utf-8", "surrogateescape")
 
 
 def prepare(config: TemplateConfig) -> PreparedTemplate:
@@ -135,7 +137,7 @@ def prepare(config: TemplateConfig) -> PreparedTemplate:
     if config.contents is not None:
         text = config.contents
     elif config.source_file is not None:
-        with open(config.source_file, encoding="utf-8") as handle:
+        with open(config.source_file, encoding="utf-8", errors="surrogateescape") as handle:
             text = handle.read()
     elif config.default_format == "env":
         return PreparedTemplate(config, EnvTemplate(config.name, config.vault_path))

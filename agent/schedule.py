@@ -72,6 +72,10 @@ class RetryPolicy:
 
     @classmethod
     def from_auth_backoff(cls, minimum: float, maximum: float) -> RetryPolicy:
+        # However low auth-min-backoff is set, no retry comes sooner than MIN_DELAY_SECONDS:
+        # an agent under persistent errors sends at most about one request a second.
+        minimum = max(minimum, MIN_DELAY_SECONDS)
+        maximum = max(maximum, minimum)
         return cls(
             transient=Backoff(minimum, min(60.0, maximum)),
             denied=Backoff(min(30.0, maximum), maximum),

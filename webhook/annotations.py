@@ -36,6 +36,7 @@ from agent.config import (
     DEFAULT_STATE_DIR,
     LOG_FORMATS,
     LOG_LEVELS,
+    SIGNALS,
     TEMPLATE_FORMATS,
     AgentConfig,
     AuthConfig,
@@ -258,9 +259,6 @@ PROJECTED_TOKEN_FILE = "token"  # noqa: S105 - a file name
 SERVICE_ACCOUNT_MOUNT_MARK = "serviceaccount"
 READINESS_FILE = DEFAULT_STATE_DIR + "/.vault-agent-ready"
 AGENT_CONFIG_FILE = "/vault/configs/config.json"
-SIGNALS = frozenset(
-    {"SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT"}
-)
 DISABLE_CONNECTION_FEATURES = ("auto-auth", "caching", "templating", "proxying")
 
 InjectionMode = Literal["init-and-sidecar", "sidecar-only", "init-only", "native-sidecar"]

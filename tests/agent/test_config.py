@@ -152,3 +152,48 @@ def test_malformed_json_is_reported_without_echoing_the_document() -> None:
     with pytest.raises(ConfigError) as raised:
         AgentConfig.from_json('{"vault": {"address": "s3cr3t-value"')
     assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected_problem"),
+    [
+        pytest.param(
+            "templates.0.signal",
+            {"signal": "SIGKILL", "process_name": "nginx"},
+            "templates[0].signal.signal: 'SIGKILL' is not one of",
+            id="an unsupported signal is named",
+        ),
+        pytest.param(
+            "templates.0.command",
+            "reload 'unclosed",
+            "templates[0].command: cannot be split",
+            id="a command with an open quote is refused",
+        ),
+        pytest.param(
+            "templates.0.destination",
+            "/home/vault/handoff.json",
+            "must not be in state_dir",
+            id="a file in the agent's private volume is refused",
+        ),
+        pytest.param(
+            "metrics_address",
+            "0.0.0.0:9102",
+            "only loopback addresses",
+            id="metrics off loopback are refused at load",
+        ),
+        pytest.param(
+            "vault.tls",
+            {"client_key_file": "/vault/tls/client.key"},
+            "client_cert_file and client_key_file go together",
+            id="a client key needs its cert",
+        ),
+    ],
+)
+def test_settings_that_would_fail_later_are_refused_at_load(
+    path: str, value: Any, expected_problem: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        AgentConfig.from_dict(_with(path, value))
+    assert any(expected_problem in problem for problem in raised.value.problems), (
+        raised.value.problems
+    )

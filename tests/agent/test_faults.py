@@ -215,7 +215,7 @@ def test_token_revoked_behind_the_agents_back(scenario: Scenario, postgres: Post
             message="new credentials under a new token",
         )
         assert len(sidecar.events("login")) == 2
-        assert not postgres.can_log_in(*old)
+        postgres.assert_refuses(*old)
         stop_and_check_nothing_is_left(scenario, sidecar)
 
 
@@ -443,7 +443,7 @@ def test_sigterm_in_the_middle_of_a_renewal(scenario: Scenario, postgres: Postgr
         assert_nothing_left(
             scenario.vault, f"database/creds/{scenario.name}", scenario.identity.role
         )
-        assert not postgres.can_log_in(*credentials)
+        postgres.assert_refuses(*credentials)
         assert scenario.pod.file("db").exists()
 
 
@@ -459,7 +459,7 @@ def test_a_lease_vault_cannot_revoke_at_shutdown_does_not_keep_the_token_alive(
         assert sidecar.wait(30) == 0
         assert scenario.proxy.count("sys/leases/revoke") >= 1, "the lease revocation was tried"
     assert_nothing_left(scenario.vault, f"database/creds/{scenario.name}", scenario.identity.role)
-    assert not postgres.can_log_in(*credentials)
+    postgres.assert_refuses(*credentials)
 
 
 def test_signals_during_a_failed_inits_revocation_do_not_abort_it(

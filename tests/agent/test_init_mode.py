@@ -80,7 +80,7 @@ def test_init_renders_kv_database_and_pki_then_exits_zero(
     assert pod.file("kv2-long").read_text() == "kv2-pass"
     assert json.loads(pod.file("kv1").read_text()) == {"api_key": "kv1-key"}
     username, password = pod.file("db").read_text().split(":")
-    assert postgres.can_log_in(username, password)
+    postgres.assert_accepts(username, password)
     assert stat.S_IMODE(pod.file("db").stat().st_mode) == 0o600
     assert stat.S_IMODE(pod.file("kv1").stat().st_mode) == 0o640
     assert "BEGIN CERTIFICATE" in pod.file("cert").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -150,3 +151,21 @@ def test_custom_delimiters_apply_to_user_templates() -> None:
         right_delimiter="]]",
     )
     assert render(custom, {"secret/app": {"user": "u"}}) == "u {{ literal }}"
+
+
+def test_binary_secret_data_reaches_the_file_byte_for_byte() -> None:
+    keystore = bytes(range(256))
+    encoded = base64.b64encode(keystore).decode("ascii")
+    template = config(
+        contents='{{ with secret "secret/app" }}{{ base64Decode .Data.jks }}{{ end }}'
+    )
+    prepared = prepare(template)
+    assert prepared.render(StaticBackend({"secret/app": {"jks": encoded}}), environ={}) == keystore
+
+
+def test_a_template_file_that_is_not_utf8_renders_its_bytes(tmp_path: Path) -> None:
+    source = tmp_path / "app.tmpl"
+    source.write_bytes(b'latin-1 \xe9t\xe9: {{ with secret "secret/app" }}{{ .Data.a }}{{ end }}')
+    prepared = prepare(config(source_file=str(source)))
+    rendered = prepared.render(StaticBackend({"secret/app": {"a": "x"}}), environ={})
+    assert rendered == b"latin-1 \xe9t\xe9: x"

@@ -247,3 +247,10 @@ def test_deadline_queue_returns_due_keys_earliest_first() -> None:
         queue.set(key, when)
     assert queue.pop_due(5.0) == [2, 3, 1]
     assert 4 in queue
+
+
+def test_a_tiny_auth_backoff_never_retries_faster_than_once_a_second() -> None:
+    policy = RetryPolicy.from_auth_backoff(0.05, 0.2)
+    for backoff in (policy.transient, policy.denied, policy.login):
+        assert backoff.initial >= MIN_DELAY_SECONDS
+        assert backoff.cap >= backoff.initial

@@ -72,7 +72,7 @@ def test_the_sidecar_adopts_the_init_credentials_so_the_pod_gets_one_set(
         assert not sidecar.events("fetch")
         assert read_credentials(pod.file("db")) == credentials
         assert len(vault.leases(f"database/creds/{name}")) == 1
-        assert postgres.can_log_in(*credentials)
+        postgres.assert_accepts(*credentials)
         sidecar.terminate()
         assert sidecar.wait(20) == 0
 
@@ -103,9 +103,9 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
             current = read_credentials(pod.file("db"))
             if current != seen[-1]:
                 # Right after a rotation the old credentials must still work.
-                assert postgres.can_log_in(*seen[-1]), "old credentials died at rotation"
+                postgres.assert_accepts(*seen[-1], "old credentials died at rotation")
                 seen.append(current)
-            assert postgres.can_log_in(*current), "credentials on disk do not work"
+            postgres.assert_accepts(*current, "credentials on disk do not work")
             time.sleep(0.2)
         rotations = sidecar.events("rotate")
         assert len(seen) >= 3, sidecar.logs()
@@ -248,14 +248,14 @@ def test_sigterm_keeps_files_for_the_grace_period_then_revokes_everything(
         time.sleep(1.0)
         # Within the grace period: the files and the credentials still work.
         assert sidecar.running()
-        assert postgres.can_log_in(*credentials)
+        postgres.assert_accepts(*credentials)
         assert len(vault.leases(f"database/creds/{name}")) == 1
         assert sidecar.wait(20) == 0
     assert pod.file("db").exists()
     assert vault.tokens_of_role(identity.role) == []
     # Vault revokes a revoked token's leases in the background, within a fraction of a second.
     wait_for(lambda: vault.leases(f"database/creds/{name}") == [], timeout=5, message="leases")
-    assert not postgres.can_log_in(*credentials)
+    postgres.assert_refuses(*credentials)
     assert sidecar.events("revoke")
 
 
@@ -353,7 +353,7 @@ def test_credentials_are_issued_anew_before_the_token_that_issued_them_dies(
         wait_for(lambda: pod.file("db").exists(), timeout=15, message="first render")
         deadline = time.monotonic() + 14
         while time.monotonic() < deadline:
-            assert postgres.can_log_in(*read_credentials(pod.file("db")))
+            postgres.assert_accepts(*read_credentials(pod.file("db")))
             time.sleep(0.25)
         logins = sidecar.events("login")
         rotations = sidecar.events("rotate")

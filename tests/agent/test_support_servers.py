@@ -24,11 +24,11 @@ def test_database_credentials_from_the_shared_fixtures_log_in(
     vault_with_postgres.create_database_role(role, default_ttl=60, max_ttl=120)
     answer = vault_with_postgres.api("GET", f"database/creds/{role}")
     username, password = answer["data"]["username"], answer["data"]["password"]
-    assert postgres.can_log_in(username, password)
+    postgres.assert_accepts(username, password)
     assert username in postgres.roles(prefix="v-")
     assert vault_with_postgres.leases(f"database/creds/{role}") == [answer["lease_id"]]
     vault_with_postgres.revoke_lease(answer["lease_id"])
-    assert not postgres.can_log_in(username, password)
+    postgres.assert_refuses(username, password)
 
 
 def test_postgres_survives_a_stop_and_start_with_its_data(
@@ -40,7 +40,7 @@ def test_postgres_survives_a_stop_and_start_with_its_data(
     postgres.stop()
     assert not postgres.running
     postgres.start()
-    assert postgres.can_log_in(name, "pw")
+    postgres.assert_accepts(name, "pw")
 
 
 def _script(path: Path, body: str) -> Path:

@@ -96,10 +96,7 @@ def rendered_credential(pod: EmulatedPod, file_name: str = "db") -> dict[str, An
 
 
 def assert_can_log_in(postgres: PostgresServer, credential: dict[str, Any]) -> None:
-    """PostgreSQL accepts the credential. Not a bare ``assert can_log_in(user, password)``:
-    pytest would print the call's arguments, the password among them, when it fails."""
-    accepted = postgres.can_log_in(credential["user"], credential["password"])
-    assert accepted, f"PostgreSQL refused {credential['user']}"
+    postgres.assert_accepts(credential["user"], credential["password"])
 
 
 def new_database_users(postgres: PostgresServer, before: set[str]) -> set[str]:

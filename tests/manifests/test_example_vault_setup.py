@@ -106,9 +106,9 @@ def test_the_kv_secret_and_a_working_database_credential_are_issued(
     credential = vault.api("GET", "database/creds/orders")
     assert credential["lease_duration"] == 3600
     username, password = credential["data"]["username"], credential["data"]["password"]
-    assert postgres.can_log_in(username, password)
+    postgres.assert_accepts(username, password)
     vault.revoke_lease(credential["lease_id"])
-    assert not postgres.can_log_in(username, password)
+    postgres.assert_refuses(username, password)
 
 
 def test_no_secret_value_is_on_a_command_line(

@@ -264,6 +264,19 @@ class PostgresServer:
         except psycopg.OperationalError:
             return False
 
+    # A bare ``assert can_log_in(user, password)`` makes pytest print the call's arguments, the
+    # password among them, when it fails; these name only the user.
+
+    def assert_accepts(self, username: str, password: str, why: str = "") -> None:
+        if not self.can_log_in(username, password):
+            raise AssertionError(f"PostgreSQL refused {username}" + (f": {why}" if why else ""))
+
+    def assert_refuses(self, username: str, password: str, why: str = "") -> None:
+        if self.can_log_in(username, password):
+            raise AssertionError(
+                f"PostgreSQL still accepts {username}" + (f": {why}" if why else "")
+            )
+
     def roles(self, *, prefix: str = "") -> list[str]:
         """Login roles whose name starts with ``prefix`` (Vault names its users ``v-...``)."""
         with self.connect() as connection:
