@@ -311,9 +311,11 @@ class Agent:
         """After a new login the old token is no longer renewed: it dies at the end of its
         current window (its last renewal reached a fraction of its lifetime past this moment),
         and so do the leases it issued. Those that would outlive it are issued anew now."""
-        self.old_tokens.append(old)
         now = self.now()
+        # Tokens whose window has passed are forgotten, but not the one retired now even if it
+        # has (a late re-login): the bound it put on its leases is what their rotation reports.
         self.old_tokens = [token for token in self.old_tokens if token.clock.expires_at > now]
+        self.old_tokens.append(old)
         for held in self.store:
             if held.generation != old.generation or held.clock is None:
                 continue
@@ -483,11 +485,18 @@ class Agent:
     def _issue(self, dependency: Dependency, *, previous: Held | None) -> None:
         """A new credential (rotation): log in first if the token would cut it short."""
         self._ensure_token()
+        # Measured before a re-login: afterwards the old token may be gone from old_tokens, and
+        # with it the bound it put on the old credential's life.
+        old_life = (
+            self._life_left(previous)
+            if previous is not None and previous.clock is not None
+            else None
+        )
         if previous is not None and self._token_would_cut_short(dependency, previous):
             self._login()
         fresh = self.store.fetch(dependency)
-        if previous is not None and previous.clock is not None:
-            left, lifetime = self._life_left(previous)
+        if previous is not None and old_life is not None:
+            left, lifetime = old_life
             self.audit.event(
                 "rotate",
                 path=dependency.path,
