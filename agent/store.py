@@ -22,7 +22,7 @@ from agent.certificates import certificate_not_after
 from agent.schedule import LeaseClock
 from agent.templates import Dependency, Secret
 from agent.templates.vault_functions import normalize_path
-from agent.vault import Mount, VaultClient, VaultSecret, lease_reference
+from agent.vault import Mount, RequestRejected, VaultClient, VaultSecret, lease_reference
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,16 @@ class SecretStore:
             else:
                 category = "certificate"
                 seconds_left = not_after.timestamp() - self._wall_now()
+                if seconds_left <= 0:
+                    # Issuing again at once would give the same: a role or CA problem a human
+                    # must fix. A rejection backs off like a denied read instead of looping.
+                    raise RequestRejected(
+                        f"{dependency.path}: the issued certificate has already expired "
+                        "(check the PKI role's TTL and the issuing CA's validity)",
+                        operation="issue",
+                        path=dependency.path,
+                        status=None,
+                    )
                 clock = LeaseClock.issued(
                     now, max(0.0, seconds_left), renewable=False, rng=self._rng
                 )

@@ -14,7 +14,13 @@ from agent.audit import Audit
 from agent.config import AuthConfig, PodIdentity, VaultConnection, VaultTLS
 from agent.store import SecretStore, kv2_data_path, kv2_metadata_path
 from agent.templates import Dependency
-from agent.vault import NotFound, PermissionDenied, VaultClient, VaultUnavailable
+from agent.vault import (
+    NotFound,
+    PermissionDenied,
+    RequestRejected,
+    VaultClient,
+    VaultUnavailable,
+)
 from certs.authority import generate_ca, issue_serving_certificate
 from tests.agent.proxy import FaultProxy
 from tests.support.fake_kube import FakeKubeApiServer
@@ -133,6 +139,24 @@ def test_a_pki_certificate_is_timed_by_its_not_after(vault: VaultServer) -> None
     assert set(held.secret.data) == {"Cert", "Key", "CA", "CAChain"}
     assert held.clock is not None
     assert 80 <= held.clock.expires_at - held.clock.issued_at <= 91
+
+
+def test_a_certificate_issued_already_expired_is_a_rejection_not_a_loop(
+    vault: VaultServer,
+) -> None:
+    """Issued again at once it would be the same; the runner backs off a rejection instead."""
+    client = root_client(vault)
+    a_day_later = datetime.datetime.now(datetime.UTC).timestamp() + 86400
+    store = SecretStore(
+        client,
+        audit=Audit(PodIdentity("ns", "sa"), stream=io.StringIO()),
+        wall_now=lambda: a_day_later,
+    )
+    dependency = Dependency(
+        "pkiCert", "pki/issue/app", (("common_name", "b.example.test"), ("ttl", "90s"))
+    )
+    with pytest.raises(RequestRejected, match="already expired"):
+        store.get(dependency)
 
 
 def test_token_renewal_reveals_the_max_ttl(vault: VaultServer) -> None:
