@@ -124,7 +124,8 @@ def test_a_projected_token_has_the_audience_and_lifetime_asked_for(
 def test_a_projected_token_is_replaced_at_80_percent_of_its_life(
     make_pod: PodFactory, token_issuer: FakeKubeApiServer
 ) -> None:
-    lifetime = datetime.timedelta(seconds=2)
+    # Long enough that a busy machine's scheduling delays stay well inside the bounds below.
+    lifetime = datetime.timedelta(seconds=4)
     options = EmulatorOptions(max_token_lifetime=lifetime)
     read = "import os; print(open('/var/run/secrets/vault/token').read())"
     with make_pod(_projected_token_pod("refresh"), options=options) as emulated:
@@ -132,15 +133,15 @@ def test_a_projected_token_is_replaced_at_80_percent_of_its_life(
         first = emulated.exec("app", ["python", "-c", read]).stdout.strip()
         emulated.wait_for(
             lambda: any(event.reason == "TokenRefreshed" for event in emulated.events),
-            5,
+            8,
             "a token refresh",
         )
         refreshed_at = next(e.at for e in emulated.events if e.reason == "TokenRefreshed")
         second = emulated.exec("app", ["python", "-c", read]).stdout.strip()
     issued_at = next(e.at for e in emulated.events if e.reason == "Scheduled")
     assert first != second
-    assert 1.5 <= refreshed_at - issued_at < 2.0  # 80% of 2 seconds, before expiry
+    assert 3.1 <= refreshed_at - issued_at < 4.0  # 80% of 4 seconds, before expiry
     first_claims = _claims(first, token_issuer, "vault", expired_is_fine=True)
     second_claims = _claims(second, token_issuer, "vault", expired_is_fine=True)
     assert second_claims["iat"] >= first_claims["iat"] + 1
-    assert second_claims["exp"] - second_claims["iat"] == 2
+    assert second_claims["exp"] - second_claims["iat"] == 4
