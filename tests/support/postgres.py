@@ -34,6 +34,8 @@ from typing import Any
 
 import psycopg
 
+from tests.support.server_process import ServerProcess
+
 DEFAULT_SYSTEM_USER = "vsi-postgres"
 SUPERUSER = "postgres"
 
@@ -95,7 +97,7 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
 
 
-class PostgresServer:
+class PostgresServer(ServerProcess):
     """One PostgreSQL cluster in a private temporary directory, on 127.0.0.1 and a free port.
 
     ``start``/``stop`` may be called repeatedly (an outage keeps data, port and password);
@@ -213,26 +215,6 @@ class PostgresServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._root, ignore_errors=True)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # Clients ----------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ import requests
 from certs.authority import KeyPair
 from tests.support.fake_kube import ISSUER
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.server_process import ServerProcess
 
 
 def bao_binary() -> str:
@@ -71,7 +72,7 @@ class VaultError(RuntimeError):
     """The server answered a set-up call with an error (the message holds no secret)."""
 
 
-class VaultServer:
+class VaultServer(ServerProcess):
     """One OpenBao server process on 127.0.0.1; construct with ``dev()`` or ``persistent()``."""
 
     def __init__(
@@ -313,27 +314,6 @@ class VaultServer:
         self.stop()
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> VaultServer:
-        try:
-            return self.start()
-        except BaseException:
-            # A server that did not come up (no answer, not active in time) may still run.
-            self.close()
-            raise
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # Configuration helpers ---------------------------------------------------------------------
 
