@@ -19,7 +19,8 @@ is due); a 403 is checked against the token (log in again) and otherwise backs o
 does a 404; one failing template or command never makes another fetch again.
 
 SIGTERM: stop scheduling, keep the files for the grace period, revoke every token the agent
-holds (revoking a token revokes every lease it issued), exit 0.
+holds (revoking a token revokes every lease it issued), exit 0. A login refused with
+``auth.exit_on_error`` set revokes the same (without the grace period), then exits 1.
 """
 
 from __future__ import annotations
@@ -823,7 +824,7 @@ class Agent:
             pass
         except FatalError as error:
             logger.error("%s: exiting", error)
-            return 1
+            return self._exit_on_fatal_error()
         return self._shutdown()
 
     def _mark_ready(self) -> None:
@@ -848,6 +849,17 @@ class Agent:
         if lifecycle.revoke_on_shutdown:
             self._revoke_all()
         return 0
+
+    def _exit_on_fatal_error(self) -> int:
+        """Exit non-zero (auth.exit_on_error) without leaving live credentials behind: what the
+        agent still holds (the token a failed re-login would have replaced, earlier tokens and
+        their leases) is revoked as at shutdown. No grace period: the pod is not stopping, and
+        a restarted agent will not adopt these credentials."""
+        self._shutting_down = True
+        self.commands.stop_all()
+        if self.config.lifecycle.revoke_on_shutdown:
+            self._revoke_all()
+        return 1
 
     def _revoke_all(self) -> None:
         tokens = [token for token in [self.token, *self.old_tokens] if token is not None]

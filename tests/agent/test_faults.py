@@ -4,15 +4,17 @@ proxy in front of Vault), and after shutdown no lease of the pod is left in Vaul
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from agent.config import AgentConfig, LifecycleConfig, TemplateConfig
+from certs.authority import generate_ca
 from tests.agent.conftest import make_identity, needs_root
 from tests.agent.harness import (
     AgentProcess,
@@ -460,6 +462,85 @@ def test_a_lease_vault_cannot_revoke_at_shutdown_does_not_keep_the_token_alive(
         assert scenario.proxy.count("sys/leases/revoke") >= 1, "the lease revocation was tried"
     assert_nothing_left(scenario.vault, f"database/creds/{scenario.name}", scenario.identity.role)
     postgres.assert_refuses(*credentials)
+
+
+def test_a_refused_relogin_with_exit_on_error_revokes_what_the_agent_holds_then_exits_one(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """auth.exit_on_error: the re-login before the token's max TTL is refused (Vault's
+    kubernetes auth answers 403 for a ServiceAccount token the role does not allow). The agent
+    exits non-zero, but first revokes the lease it holds and the token that issued it, as a
+    SIGTERM would: it leaves no live credential behind for the token's remaining life."""
+    vault = database
+    name = unique_name("exit-on-err")
+    mount = unique_name("k8s")
+    vault.enable_kubernetes_auth(
+        kube_url=kube.url,
+        reviewer_jwt=kube.admin_token,
+        ca_pem=generate_ca().cert_pem.decode(),
+        mount=mount,
+    )
+    vault.write_policy(name, policy(name))
+    namespace = unique_name("ns")
+    # Long enough that the old token and its lease outlive the check below by many seconds
+    # when the agent leaves them alive; the re-login comes at about two thirds of the max TTL.
+    vault.create_kubernetes_role(
+        name,
+        namespace=namespace,
+        service_account=name,
+        policies=[name],
+        mount=mount,
+        audience="vault",
+        ttl="10s",
+        max_ttl="24s",
+    )
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    token_file = pod.root / "sa-token"
+    token_file.write_text(
+        kube.issue_token(namespace, name, audiences=["vault"], lifetime=datetime.timedelta(hours=1))
+    )
+    identity = AppIdentity(
+        role=name, namespace=namespace, service_account=name, token_file=token_file
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_and_kv_templates(pod, name)[0]],
+        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
+    )
+    config = replace(
+        config,
+        auth=replace(
+            config.auth, method="kubernetes", mount_path=f"auth/{mount}", exit_on_error=True
+        ),
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        username, _, password = pod.file("db").read_text().partition(":")
+        postgres.assert_accepts(username, password)
+        assert len(vault.tokens_of_role(name)) == 1
+        # The projected token is rotated to one for a ServiceAccount the role does not allow.
+        token_file.write_text(
+            kube.issue_token(
+                namespace, "intruder", audiences=["vault"], lifetime=datetime.timedelta(hours=1)
+            )
+        )
+        assert sidecar.wait(40) == 1, sidecar.logs()
+        exited = time.monotonic()
+        # Counts only: a failure message must not show an accessor or a lease id.
+        assert len(vault.tokens_of_role(name)) == 0, "the old token was left alive"
+        # Vault revokes a revoked token's leases in the background, within a fraction of a second.
+        wait_for(
+            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+            timeout=3,
+            message="the lease revoked",
+        )
+        assert sidecar.events("revoke")
+        postgres.assert_refuses(username, password)
+        # The checks above ran while the old token still had time to live.
+        assert time.monotonic() - exited < 5.0
+        assert "Traceback" not in sidecar.logs()
 
 
 def test_signals_during_a_failed_inits_revocation_do_not_abort_it(
