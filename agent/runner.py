@@ -15,8 +15,9 @@ readiness file), then run ONE scheduler of deadlines, on the main thread:
 - ``commands``: reap commands started after file changes.
 
 Failures: transient ones close the agent-wide ``FailureGate`` (one request per backoff, whatever
-is due); a 403 is checked against the token (log in again) and otherwise backs off long, as
-does a 404; one failing template or command never makes another fetch again.
+is due), and any answer from Vault, a 403 or 404 included, resets it; a 403 is checked against
+the token (log in again) and otherwise backs off long, as does a 404, for that task alone; one
+failing template or command never makes another fetch again.
 
 SIGTERM: stop scheduling, keep the files for the grace period, revoke every token the agent
 holds (revoking a token revokes every lease it issued), exit 0. A login refused with

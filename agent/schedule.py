@@ -307,8 +307,9 @@ class FailureGate:
     """One agent-wide brake for transient failures (Vault down, 5xx, 429).
 
     After such a failure no request is sent before ``closed_until``; each further failure doubles
-    the wait (capped), a success resets it. However many secrets are due, a Vault in trouble
-    sees at most one request per wait from this agent: about one a second at worst, then fewer.
+    the wait (capped), any answer from Vault resets it (a 403 or 404 too: Vault is up). However
+    many secrets are due, a Vault in trouble sees at most one request per wait from this agent:
+    about one a second at worst, then fewer.
     """
 
     def __init__(self, backoff: Backoff, rng: random.Random) -> None:

@@ -9,6 +9,9 @@ Every failure becomes one of this module's exceptions, chosen by what the caller
 - ``NotFound``: 404, the path holds nothing.
 - ``RequestRejected``: any other 4xx, e.g. a lease that Vault no longer knows.
 
+Only ``VaultUnavailable`` closes the agent-wide ``FailureGate``; any answer, a refusal
+included, proves Vault is up and resets it.
+
 Messages name the operation, the Vault path (or a lease reference, never a lease id) and the
 HTTP status. They never hold a token, a JWT, a secret value or Vault's own error text, which can
 echo request data.
@@ -256,6 +259,12 @@ class VaultClient:
         except VaultUnavailable as error:
             if self._gate is not None:
                 self._gate.failed(self._now(), retry_after=error.retry_after)
+            raise
+        except VaultError:
+            # A refusal (403, 404, another 4xx) is still an answer: Vault is up, so the
+            # agent-wide brake lifts. The error stays permanent for this request's caller.
+            if self._gate is not None:
+                self._gate.succeeded()
             raise
         if self._gate is not None:
             self._gate.succeeded()

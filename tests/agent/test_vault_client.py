@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from agent.audit import Audit
 from agent.config import AuthConfig, PodIdentity, VaultConnection, VaultTLS
+from agent.schedule import Backoff, FailureGate
 from agent.store import SecretStore, kv2_data_path, kv2_metadata_path
 from agent.templates import Dependency
 from agent.vault import (
@@ -19,6 +21,7 @@ from agent.vault import (
     PermissionDenied,
     RequestRejected,
     VaultClient,
+    VaultError,
     VaultUnavailable,
 )
 from certs.authority import generate_ca, issue_serving_certificate
@@ -267,3 +270,48 @@ def test_requests_go_through_the_configured_proxy(vault: VaultServer) -> None:
         client.use_token(vault.root_token)
         assert client.mount("secret/app") is not None
         assert proxy.count("sys/internal/ui/mounts/secret/app") == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        pytest.param("secret/data/{name}", NotFound, id="a 404 for a secret nobody wrote"),
+        pytest.param("kv1/{name}", PermissionDenied, id="a 403 for a path the policy denies"),
+    ],
+)
+def test_a_403_or_404_answer_resets_the_failure_gate_and_stays_a_permanent_error(
+    vault: VaultServer, path: str, expected: type[VaultError]
+) -> None:
+    """Vault was unreachable (the gate closed); the next request gets a 403 or 404 from the real
+    Vault. That answer proves Vault is up: the gate's backoff starts over, so the next outage
+    waits the first step again instead of twice as long. The error itself is still raised as a
+    permanent one (not ``VaultUnavailable``), for the caller's long backoff."""
+    name = unique_name("gate")
+    vault.write_policy(name, f'path "secret/data/{name}" {{ capabilities = ["read"] }}')
+    created = vault.api("POST", "auth/token/create", {"policies": [name], "ttl": "5m"})
+    first_step = Backoff(1.0, 60.0)
+    gate = FailureGate(first_step, random.Random(7))  # noqa: S311 - reproducible jitter
+    clock = 100.0
+    with FaultProxy(vault.url) as proxy:
+        client = VaultClient(
+            VaultConnection(address=proxy.url, max_retries=0), gate=gate, now=lambda: clock
+        )
+        client.use_token(created["auth"]["client_token"])
+        proxy.mode = "drop"
+        with pytest.raises(VaultUnavailable):
+            client.read(path.format(name=name))
+        assert gate.failures == 1
+        assert not gate.is_open(clock)
+        clock = gate.closed_until + 0.1
+        proxy.mode = "pass"
+        with pytest.raises(expected) as raised:
+            client.read(path.format(name=name))
+        assert not isinstance(raised.value, VaultUnavailable)
+        assert gate.failures == 0, "a 403 or 404 answer did not reset the gate"
+        assert gate.is_open(clock)
+        # The next outage starts the backoff over: the first step, not the second.
+        proxy.mode = "drop"
+        with pytest.raises(VaultUnavailable):
+            client.read(path.format(name=name))
+        assert gate.closed_until - clock <= first_step.initial
+        assert proxy.count(name) == 3
