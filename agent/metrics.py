@@ -3,17 +3,20 @@
 The agent counts events in plain dictionaries; ``prometheus_client`` is imported only when
 metrics are served (it costs several MiB of memory in every pod otherwise). Seconds left on each
 lease and on the token are computed at scrape time from the agent's clocks. Labels are Vault
-paths and template names: never a value, a lease id or a token.
+paths, template names and short hashes of a call's parameters: never a value, a lease id or a
+token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,18 @@ class Expiry:
     kind: str  # "lease", "certificate" or "token"
     path: str
     expires_at: float
+    # Tells apart credentials from one path asked with different parameters (see params_label).
+    params: str = ""
+
+
+def params_label(function: str, params: Sequence[tuple[str, str]]) -> str:
+    """Which call on a path a series is about: empty for a plain read, otherwise a short hash of
+    the template function and its parameters. Stable across restarts (the series keeps its name)
+    and one-way (parameters may be sensitive, e.g. a transit plaintext)."""
+    if function == "secret" and not params:
+        return ""
+    canonical = json.dumps([function, [list(pair) for pair in params]], separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 class MetricsError(ValueError):
@@ -95,10 +110,12 @@ class Metrics:
         remaining = GaugeMetricFamily(
             "vsi_agent_seconds_remaining",
             "Seconds until a credential held by the agent expires (unless renewed).",
-            labels=["kind", "path"],
+            labels=["kind", "path", "params"],
         )
         for expiry in self._expiries():
-            remaining.add_metric([expiry.kind, expiry.path], max(0.0, expiry.expires_at - now))
+            remaining.add_metric(
+                [expiry.kind, expiry.path, expiry.params], max(0.0, expiry.expires_at - now)
+            )
         yield remaining
         sent = GaugeMetricFamily(
             "vsi_agent_vault_requests", "HTTP requests the agent has sent to Vault."

@@ -41,7 +41,7 @@ from agent.audit import Audit
 from agent.config import AgentConfig
 from agent.files import FileWriteError, write_if_changed
 from agent.handoff import Handoff, HandoffError, HeldToken, monotonic_to_wall_offset, save, take
-from agent.metrics import Expiry, Metrics, MetricsError
+from agent.metrics import Expiry, Metrics, MetricsError, params_label
 from agent.notify import CommandRunner, NotifyError, parse_command, send_signal
 from agent.rendering import PreparedTemplate, prepare
 from agent.schedule import (
@@ -943,5 +943,13 @@ class Agent:
             found.append(Expiry("token", self.config.auth.mount_path, self.token.clock.expires_at))
         for held in self.store:
             if held.clock is not None:
-                found.append(Expiry(held.category, held.dependency.path, held.clock.expires_at))
+                dependency = held.dependency
+                found.append(
+                    Expiry(
+                        held.category,
+                        dependency.path,
+                        held.clock.expires_at,
+                        params=params_label(dependency.kind, dependency.params),
+                    )
+                )
         return found

@@ -1,4 +1,5 @@
-"""Audit lines and metrics: context on every line, nothing but scalars, loopback only."""
+"""Audit lines and metrics: context on every line, nothing but scalars, loopback only, one
+series per credential."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ import requests
 
 from agent.audit import Audit
 from agent.config import PodIdentity
-from agent.metrics import Expiry, Metrics, MetricsError, parse_loopback_address
+from agent.metrics import Expiry, Metrics, MetricsError, params_label, parse_loopback_address
+from tests.agent.conftest import make_identity
+from tests.agent.harness import AgentProcess, PodDirs, agent_config, template, wait_for
+from tests.support.fake_kube import FakeKubeApiServer
+from tests.support.vault import VaultServer
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def test_each_event_is_one_json_line_with_the_pods_context(
@@ -73,9 +85,7 @@ def test_other_addresses_are_refused(address: str) -> None:
 
 
 def test_metrics_show_seconds_left_and_counters() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_loopback_port()
     metrics = Metrics()
     now = time.monotonic()
     metrics.watch(lambda: [Expiry("lease", "database/creds/app", now + 100.0)], lambda: 42)
@@ -97,3 +107,71 @@ def test_metrics_show_seconds_left_and_counters() -> None:
 def test_an_unknown_counter_is_a_bug_not_a_new_metric() -> None:
     with pytest.raises(ValueError, match="unknown counter"):
         Metrics().count("secrets_seen", "x")
+
+
+def test_the_params_label_is_empty_for_a_plain_read_and_a_stable_hash_otherwise() -> None:
+    issue_a = (("common_name", "a.example.test"), ("ttl", "10m"))
+    issue_b = (("common_name", "b.example.test"), ("ttl", "10m"))
+    assert params_label("secret", ()) == ""
+    labels = {
+        params_label("pkiCert", issue_a),
+        params_label("pkiCert", issue_b),
+        params_label("secret", issue_a),
+        params_label("pkiCert", ()),
+    }
+    assert len(labels) == 4
+    # Pinned: a series keeps its labels across restarts and upgrades of the agent.
+    assert params_label("pkiCert", issue_a) == "sha256:427dabed0312"
+    assert not any("example.test" in label for label in labels)
+
+
+def seconds_remaining_series(text: str) -> list[str]:
+    """The label sets (``{...}``) of every ``vsi_agent_seconds_remaining`` sample."""
+    prefix = "vsi_agent_seconds_remaining{"
+    return [
+        line[len(prefix) - 1 :].rsplit(" ", 1)[0]
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+@pytest.mark.slow
+def test_one_path_asked_with_different_parameters_gets_one_series_per_credential(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """Three certificates from the one PKI role ``pki/issue/app``: two ``pkiCert`` calls with
+    different common names and a ``secret`` write with the first one's parameters. Each is a
+    credential of its own with its own expiry, so each has its own series: the same labels
+    twice would make one overwrite the other. The parameters appear only as a hash."""
+    identity = make_identity(
+        vault, kube, pod.root, policy='path "pki/issue/app" { capabilities = ["update"] }'
+    )
+    calls = {
+        "cert-a": 'pkiCert "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
+        "cert-b": 'pkiCert "pki/issue/app" "common_name=b.example.test" "ttl=20m"',
+        "written-a": 'secret "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
+    }
+    templates = [
+        template(pod, name, "pki/issue/app", f"{{{{ with {call} }}}}issued{{{{ end }}}}")
+        for name, call in calls.items()
+    ]
+    port = free_loopback_port()
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=templates,
+        metrics_address=f"127.0.0.1:{port}",
+    )
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+    series = seconds_remaining_series(text)
+    certificates = [labels for labels in series if 'path="pki/issue/app"' in labels]
+    assert len(certificates) == 3, series
+    assert len(set(series)) == len(series), series
+    assert all('kind="certificate"' in labels for labels in certificates)
+    assert "example.test" not in "".join(series), "parameters appear only as a hash"
+    assert len([labels for labels in series if 'kind="token"' in labels]) == 1
