@@ -19,6 +19,7 @@ from webhook.annotations import SpecParser, default_annotation_problems, unknown
 from webhook.injection import InjectionError, inject, should_inject
 from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
+from webhook.wire import encode_patch
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,7 @@ MAX_WARNINGS = 20
 POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
 
 
-# Built once: json.dumps with options builds an encoder per call. The operations hold parts of a
-# decoded JSON document and fresh dicts, which cannot be circular.
-_PATCH_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+# Built once: json.dumps with options builds an encoder per call.
 _REVIEW_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _PATCH_PLACEHOLDER = '"patch":""'
 
@@ -200,7 +199,7 @@ class Reviewer:
                 warnings=list(result.warnings),
             )
         operations = diff(pod, mutated)
-        patch = base64.b64encode(_PATCH_ENCODER.encode(operations).encode()).decode()
+        patch = base64.b64encode(encode_patch(operations)).decode("ascii")
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
         )

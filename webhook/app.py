@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
 from webhook.admission import Reviewer, ReviewError, review_json
+from webhook.wire import NotJsonError, decode_request
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,10 @@ def _mutate(reviewer: Reviewer, started: float) -> Response:
         metrics.count_failure("", "bad_request")
         return _error(400, "empty body; expected an AdmissionReview")
     try:
-        document: Any = json.loads(body)
+        document: Any = decode_request(body)
+    except NotJsonError as error:
+        metrics.count_failure("", "bad_request")
+        return _error(400, f"body is not valid JSON: {error}")
     except (ValueError, RecursionError):
         metrics.count_failure("", "bad_request")
         return _error(400, "body is not valid JSON")

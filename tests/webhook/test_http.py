@@ -85,6 +85,13 @@ def test_a_refused_pod_is_a_200_with_allowed_false(
         ),
         pytest.param(
             {"Content-Type": "application/json"},
+            b'{"apiVersion": NaN}',
+            400,
+            "not valid JSON: NaN is not a JSON value",
+            id="NaN, which JSON has not",
+        ),
+        pytest.param(
+            {"Content-Type": "application/json"},
             b"[" * 100_000,
             400,
             "not valid JSON",

@@ -1,0 +1,74 @@
+"""JSON on the wire: a strict reading of the request, and a patch every pod gets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from webhook.wire import NotJsonError, decode_request, encode_patch
+
+REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(json.dumps(REVIEW).encode(), id="UTF-8"),
+        pytest.param(b"\xef\xbb\xbf" + json.dumps(REVIEW).encode(), id="UTF-8 with a BOM"),
+        pytest.param(json.dumps(REVIEW).encode("utf-16"), id="UTF-16"),
+        pytest.param(json.dumps(REVIEW).encode("utf-32-le"), id="UTF-32"),
+    ],
+)
+def test_reads_what_json_loads_reads(body: bytes) -> None:
+    assert decode_request(body) == json.loads(body) == REVIEW
+
+
+def test_keeps_numbers_exact() -> None:
+    body = b'{"big": 123456789012345678901234567890, "fraction": 1.5, "exponent": 2e3}'
+    assert decode_request(body) == {
+        "big": 123456789012345678901234567890,
+        "fraction": 1.5,
+        "exponent": 2000.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"a": NaN}', "NaN is not a JSON value"),
+        (b'{"a": [Infinity]}', "Infinity is not a JSON value"),
+        (b'{"a": -Infinity}', "-Infinity is not a JSON value"),
+        (b'{"a": 1e400}', "a number is too large for a double"),
+    ],
+)
+def test_refuses_what_rfc_8259_has_no_place_for(body: bytes, message: str) -> None:
+    json.loads(body)  # which the stdlib alone would have taken
+    with pytest.raises(NotJsonError, match=f"^{message}$"):
+        decode_request(body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({"name": "vault-agent", "args": ["--mode", "init"], "n": 3}, id="plain"),
+        pytest.param({"text": "grüße/秘密/\u2028", "emoji": "\U0001f511"}, id="non-ASCII"),
+        pytest.param({"limit": 2**70, "negative": -(2**64)}, id="integers beyond 64 bits"),
+        pytest.param({"lone": "\ud800"}, id="a lone surrogate"),
+        pytest.param({"floats": [0.1, 1e16, -2.5e-7, 1.0]}, id="floats"),
+    ],
+)
+def test_the_patch_decodes_to_the_operations_whatever_they_hold(value: Any) -> None:
+    operations = [{"op": "add", "path": "/spec/x", "value": value}]
+    written = encode_patch(operations)
+    assert isinstance(written, bytes)
+    assert b", " not in written and b": " not in written  # compact
+    assert json.loads(written.decode("utf-8", "surrogatepass")) == operations
+
+
+def test_keys_that_are_not_strings_still_make_a_patch() -> None:
+    operations: list[dict[str, Any]] = [{"op": "add", "path": "/x", "value": {1: "one"}}]
+    assert json.loads(encode_patch(operations)) == [
+        {"op": "add", "path": "/x", "value": {"1": "one"}}
+    ]

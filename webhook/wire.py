@@ -1,0 +1,56 @@
+"""JSON on the wire: the AdmissionReview's request in, the JSONPatch out.
+
+The request is read with the stdlib, strictly: RFC 8259 has no NaN or Infinity (Python's json
+accepts both, and a number too large for a float becomes infinity), and a patch must not carry
+what JSON cannot say. The patch is written with orjson, five times faster than the stdlib's
+encoder on the ten-odd kilobytes an injection adds (a fifth of the cost of serving an
+admission); whatever orjson refuses (integers beyond 64 bits, lone surrogates, keys that are not
+strings) is written by the stdlib instead, so every pod gets its patch. Both write the same JSON
+values; only the spelling may differ (orjson writes non-ASCII text as UTF-8, not as escapes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+
+class NotJsonError(ValueError):
+    """The body is not RFC 8259 JSON; the message is safe to return (it quotes no input)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise NotJsonError(f"{name} is not a JSON value")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise NotJsonError("a number is too large for a double")
+    return value
+
+
+# parse_float is called only for literals with a fraction or exponent, which a pod has none
+# of, so the strictness costs the common request nothing.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# Operations hold parts of a decoded JSON document and fresh dicts: never circular.
+_FALLBACK_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def decode_request(body: bytes) -> Any:
+    """``json.loads(body)`` without NaN, Infinity or overflowing numbers. Raises NotJsonError
+    (or ValueError, UnicodeDecodeError, RecursionError) for a body that is not JSON."""
+    # As json.loads does with bytes: UTF-8 (a BOM allowed), UTF-16 or UTF-32.
+    text = body.decode(json.detect_encoding(body), "surrogatepass")
+    return _DECODER.decode(text)
+
+
+def encode_patch(operations: list[dict[str, Any]]) -> bytes:
+    """The operations as compact JSON (UTF-8)."""
+    try:
+        return orjson.dumps(operations)
+    except orjson.JSONEncodeError:
+        return _FALLBACK_ENCODER.encode(operations).encode()
