@@ -170,11 +170,16 @@ class AgentConfig:
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, defaults included."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        """Deterministic compact JSON: the same config always yields the same bytes (and patch)."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Deterministic compact JSON of what differs from the defaults: the same config always
+        yields the same bytes (and patch), and a pod spec carries what was chosen for it, not
+        a page of defaults (the config is in two containers of every injected pod, so this
+        halves the patch). ``from_json`` puts the defaults back. A default is part of the
+        schema: changing one needs a new SCHEMA_VERSION, which is always written."""
+        return _CONFIG_ENCODER.encode(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> AgentConfig:
@@ -291,6 +296,51 @@ def validate(config: AgentConfig) -> list[str]:
 
 
 _T = TypeVar("_T")
+
+# Marks a field to_json always writes: required ones, and the schema version.
+_ALWAYS = object()
+_FIELD_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _field_defaults(kind: type) -> tuple[tuple[str, Any], ...]:
+    """(name, default or _ALWAYS) of a dataclass's fields, remembered: ``dataclasses.fields``
+    is slow, and the webhook serializes a configuration in every pod creation."""
+    known = _FIELD_DEFAULTS.get(kind)
+    if known is None:
+        pairs = []
+        for item in dataclasses.fields(kind):
+            default: Any = _ALWAYS
+            if item.name == "version":
+                pass
+            elif item.default is not dataclasses.MISSING:
+                default = item.default
+            elif item.default_factory is not dataclasses.MISSING:
+                default = item.default_factory()
+            pairs.append((item.name, default))
+        known = _FIELD_DEFAULTS[kind] = tuple(pairs)
+    return known
+
+
+def _json_object(value: Any) -> Any:
+    """json's ``default`` hook: a dataclass as a dict of the fields that differ from their
+    defaults, any other Mapping as a dict. Nothing is copied: the C encoder does the rest."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        attributes = vars(value)
+        return {
+            name: attributes[name]
+            for name, default in _field_defaults(type(value))
+            if default is _ALWAYS or attributes[name] != default
+        }
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder walks the whole configuration and calls back only for the dataclasses. A
+# configuration is a tree of frozen values built bottom up, so it cannot be circular.
+_CONFIG_ENCODER = json.JSONEncoder(
+    default=_json_object, sort_keys=True, separators=(",", ":"), check_circular=False
+)
 
 
 def _build(expected: Any, value: Any, where: str, problems: list[str]) -> Any:

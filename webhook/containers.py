@@ -6,14 +6,12 @@ Key order inside every dict is fixed, so the same spec always yields the same by
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import jsonpatch
 
-from agent.config import CONFIG_ENV, CONFIG_FILE_ENV, DEFAULT_STATE_DIR, AgentConfig
+from agent.config import CONFIG_ENV, CONFIG_FILE_ENV, DEFAULT_STATE_DIR
 from webhook.annotations import AGENT_CONFIG_FILE, InjectionSpec
 
 INIT_CONTAINER_NAME = "vault-agent-init"
@@ -120,52 +118,9 @@ def _agent_mounts(spec: InjectionSpec, copied: Iterable[Mapping[str, Any]]) -> l
     return mounts
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
-
-
-def _field_names(kind: type) -> tuple[str, ...] | None:
-    """Dataclass field names by class, remembered: ``dataclasses.fields`` is slow per call."""
-    if kind not in _FIELD_NAMES:
-        _FIELD_NAMES[kind] = (
-            tuple(field.name for field in dataclasses.fields(kind))
-            if dataclasses.is_dataclass(kind)
-            else None
-        )
-    return _FIELD_NAMES[kind]
-
-
-def _json_object(value: Any) -> Any:
-    """json's ``default`` hook: a dataclass as a dict of its fields, any other Mapping as a dict.
-    What ``dataclasses.asdict`` gives, without copying every leaf."""
-    names = _field_names(type(value))
-    if names is not None:
-        # A dataclass instance keeps exactly its fields in __dict__ unless something else was
-        # set on it; checking the size is enough, since every field is always set.
-        attributes = getattr(value, "__dict__", None)
-        if attributes is not None and len(attributes) == len(names):
-            return attributes
-        return {name: getattr(value, name) for name in names}
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# The C encoder walks the whole configuration and calls back only for the dataclasses. A
-# configuration is a tree of frozen values built bottom up, so it cannot be circular.
-_CONFIG_ENCODER = json.JSONEncoder(
-    default=_json_object, sort_keys=True, separators=(",", ":"), check_circular=False
-)
-
-
-def config_json(config: AgentConfig) -> str:
-    """Byte for byte ``AgentConfig.to_json()``, about twice as fast: ``dataclasses.asdict``
-    deep-copies every leaf, and this runs in every pod creation."""
-    return _CONFIG_ENCODER.encode(config)
-
-
 def _environment(spec: InjectionSpec, config_document: str | None) -> list[dict[str, Any]]:
     if spec.agent_config is not None:
-        document = config_document or config_json(spec.agent_config)
+        document = config_document or spec.agent_config.to_json()
         config: dict[str, Any] = {"name": CONFIG_ENV, "value": document}
     else:
         config = {"name": CONFIG_FILE_ENV, "value": AGENT_CONFIG_FILE}

@@ -19,7 +19,6 @@ from webhook.containers import (
     AGENT_CONTAINER_NAMES,
     ContainerPatchError,
     agent_container,
-    config_json,
     is_our_volume,
     pod_volumes,
     secret_mounts,
@@ -207,7 +206,7 @@ def inject(pod: Mapping[str, Any], spec: InjectionSpec) -> dict[str, Any]:
     first = None
     sidecar = None
     # Serialized once: the init container and the sidecar carry the same configuration.
-    document = config_json(spec.agent_config) if spec.agent_config is not None else None
+    document = spec.agent_config.to_json() if spec.agent_config is not None else None
     try:
         if spec.mode == "native-sidecar":
             first = agent_container(

@@ -50,6 +50,21 @@ def test_json_is_deterministic_and_compact() -> None:
     assert " " not in sample_config().to_json().split('"contents"')[0]
 
 
+def test_json_leaves_out_defaults_but_always_names_the_schema_version() -> None:
+    minimal = AgentConfig(
+        vault=VaultConnection(address="https://vault:8200"),
+        auth=AuthConfig(role="app"),
+        pod=PodIdentity(namespace="shop", service_account="app"),
+    )
+    assert json.loads(minimal.to_json()) == {
+        "auth": {"role": "app"},
+        "pod": {"namespace": "shop", "service_account": "app"},
+        "vault": {"address": "https://vault:8200"},
+        "version": 1,
+    }
+    assert AgentConfig.from_json(minimal.to_json()) == minimal
+
+
 def test_defaults_fill_what_the_document_leaves_out() -> None:
     config = AgentConfig.from_dict(
         {
@@ -65,8 +80,14 @@ def test_defaults_fill_what_the_document_leaves_out() -> None:
     assert config.templates == ()
 
 
+def _full_document() -> dict[str, Any]:
+    """sample_config with every field written (to_json leaves defaults out)."""
+    document: dict[str, Any] = json.loads(json.dumps(sample_config().to_dict()))
+    return document
+
+
 def _with(path: str, value: Any) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(sample_config().to_json())
+    document: dict[str, Any] = _full_document()
     *parents, last = path.split(".")
     target: Any = document
     for part in parents:
@@ -142,7 +163,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_two_templates_with_one_destination_are_refused() -> None:
-    document = json.loads(sample_config().to_json())
+    document = _full_document()
     document["templates"].append(dict(document["templates"][0], name="db2"))
     with pytest.raises(ConfigError, match="is used twice"):
         AgentConfig.from_dict(document)

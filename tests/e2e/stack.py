@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 import jsonpatch
 import requests
 
+from agent.config import AgentConfig
 from certs.authority import generate_ca
 from tests.support.emulator import Image, ImageTable, apply_service_account_admission, this_python
 from tests.support.fake_kube import FakeKubeApiServer
@@ -503,8 +504,8 @@ def _volume_kind(volume: Mapping[str, Any]) -> str:
 def _agent_config(container: Mapping[str, Any]) -> dict[str, Any] | None:
     for variable in container.get("env") or []:
         if variable.get("name") == "VSI_AGENT_CONFIG":
-            config: dict[str, Any] = json.loads(variable["value"])
-            return config
+            # The document leaves defaults out; the agent's reading puts them back.
+            return AgentConfig.from_json(variable["value"]).to_dict()
     return None
 
 

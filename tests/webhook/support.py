@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonpatch
 
+from agent.config import AgentConfig
 from tests.support.kube_checks import restricted_violations, schema_problems
 from webhook.admission import Reviewer, ReviewOutcome
 from webhook.containers import AGENT_CONTAINER_NAMES, is_our_volume
@@ -127,9 +128,11 @@ def agent_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def agent_config_of(container: dict[str, Any]) -> dict[str, Any]:
+    """The agent's configuration as the agent reads it (defaults filled in), as JSON values."""
     env = {item["name"]: item for item in container["env"]}
-    config: dict[str, Any] = json.loads(env["VSI_AGENT_CONFIG"]["value"])
-    return config
+    config = AgentConfig.from_json(env["VSI_AGENT_CONFIG"]["value"])
+    document: dict[str, Any] = json.loads(json.dumps(config.to_dict()))
+    return document
 
 
 def mount_paths(container: dict[str, Any]) -> dict[str, str]:

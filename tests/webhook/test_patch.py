@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from agent.config import AgentConfig
 from tests.webhook.support import SETTINGS, annotated, app_container, make_pod
 from webhook.annotations import parse
-from webhook.containers import config_json
 from webhook.injection import inject
 from webhook.patch import diff
 
@@ -106,7 +105,7 @@ def test_the_patch_of_an_injection_rebuilds_the_mutated_pod(extra: dict[str, str
     assert diff(pod, pod) == []
 
 
-def test_the_fast_config_serializer_writes_exactly_what_the_agent_contract_writes() -> None:
+def test_the_injected_config_is_what_the_parser_made_and_leaves_out_defaults() -> None:
     pod = make_pod(
         annotated(
             agent_inject="true",
@@ -119,12 +118,21 @@ def test_the_fast_config_serializer_writes_exactly_what_the_agent_contract_write
     spec = parse(pod, SETTINGS, namespace="shop").spec
     assert spec is not None
     assert spec.agent_config is not None
-    assert config_json(spec.agent_config) == spec.agent_config.to_json()
+    mutated = inject(pod, spec)
+    (sidecar,) = [c for c in mutated["spec"]["containers"] if c["name"] == "vault-agent"]
+    document = next(item["value"] for item in sidecar["env"] if item["name"] == "VSI_AGENT_CONFIG")
+    assert AgentConfig.from_json(document) == spec.agent_config
+    written = json.loads(document)
+    assert written["version"] == 1
+    assert "lifecycle" not in written  # every lifecycle field is at its default
+    assert "left_delimiter" not in written["templates"][0]  # {{, the default
+    assert written["templates"][0]["signal"] == {"process_name": "nginx", "signal": "SIGHUP"}
+    assert len(document) < len(json.dumps(spec.agent_config.to_dict())) / 2
 
 
 def _every_field(cls: type[Any]) -> st.SearchStrategy[Any]:
     """``cls`` with every field drawn (st.builds alone leaves defaulted fields at their default),
-    nested configuration classes included."""
+    nested configuration classes included; a defaulted field keeps its default now and then."""
     hints = get_type_hints(cls)
     drawn: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
@@ -134,17 +142,76 @@ def _every_field(cls: type[Any]) -> st.SearchStrategy[Any]:
             for option in (hint, *get_args(hint))
             if isinstance(option, type) and dataclasses.is_dataclass(option)
         ]
+        strategy: st.SearchStrategy[Any]
         if get_origin(hint) is tuple:
-            drawn[field.name] = st.lists(_every_field(get_args(hint)[0]), max_size=3).map(tuple)
+            strategy = st.lists(_every_field(get_args(hint)[0]), max_size=3).map(tuple)
         elif nested:
             strategy = _every_field(nested[0])
-            drawn[field.name] = strategy | st.none() if type(None) in get_args(hint) else strategy
+            strategy = strategy | st.none() if type(None) in get_args(hint) else strategy
         elif get_origin(hint) is Mapping:
-            # to_json, the contract, takes params as a dict (asdict copies no other mapping).
-            drawn[field.name] = st.dictionaries(st.text(), st.text(), max_size=3)
+            strategy = st.dictionaries(st.text(), st.text(), max_size=3)
         else:
-            drawn[field.name] = st.from_type(hint)
+            strategy = st.from_type(hint)
+        if field.default is not dataclasses.MISSING:
+            strategy = st.just(field.default) | strategy
+        elif field.default_factory is not dataclasses.MISSING:
+            strategy = st.builds(field.default_factory) | strategy
+        drawn[field.name] = strategy
     return st.builds(cls, **drawn)
+
+
+def _filled(document: Any, cls: type[Any]) -> dict[str, Any]:
+    """A written configuration with every left-out field put back at its default, as JSON
+    values (written independently of agent.config, which the test checks)."""
+    hints = get_type_hints(cls)
+    filled: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in document:
+            factory = field.default_factory
+            default = factory() if callable(factory) else field.default
+            if dataclasses.is_dataclass(default) and not isinstance(default, type):
+                default = dataclasses.asdict(default)
+            filled[field.name] = json.loads(json.dumps(default))
+            continue
+        value, hint = document[field.name], hints[field.name]
+        nested = [
+            option
+            for option in (hint, *get_args(hint))
+            if isinstance(option, type) and dataclasses.is_dataclass(option)
+        ]
+        if get_origin(hint) is tuple:
+            value = [_filled(item, get_args(hint)[0]) for item in value]
+        elif nested and value is not None:
+            value = _filled(value, nested[0])
+        filled[field.name] = value
+    return filled
+
+
+def _defaults_written(document: Any, cls: type[Any]) -> list[str]:
+    """Fields written although equal to their default (the version is always written)."""
+    found = []
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in document:
+            continue
+        value, hint = document[field.name], hints[field.name]
+        if field.default is not dataclasses.MISSING and field.name != "version":
+            default = field.default
+            if dataclasses.is_dataclass(default) and not isinstance(default, type):
+                default = dataclasses.asdict(default)
+            if json.dumps(value) == json.dumps(default):
+                found.append(field.name)
+        nested = [
+            option
+            for option in (hint, *get_args(hint))
+            if isinstance(option, type) and dataclasses.is_dataclass(option)
+        ]
+        if get_origin(hint) is tuple:
+            for item in value:
+                found += _defaults_written(item, get_args(hint)[0])
+        elif nested and value is not None:
+            found += _defaults_written(value, nested[0])
+    return found
 
 
 # Any values, not only what the parser makes: non-ASCII text, NaN and infinities, params.
@@ -153,7 +220,14 @@ any_agent_config = _every_field(AgentConfig)
 
 @settings(max_examples=300, deadline=None)
 @given(any_agent_config)
-def test_the_fast_config_serializer_matches_the_contract_for_any_configuration(
-    config: AgentConfig,
-) -> None:
-    assert config_json(config) == config.to_json()
+def test_the_config_document_leaves_out_defaults_and_loses_nothing(config: AgentConfig) -> None:
+    written = config.to_json()
+    assert written == config.to_json()  # the same config, the same bytes (and patch)
+    document = json.loads(written)
+    assert document["version"] == config.version
+    assert _defaults_written(document, AgentConfig) == []
+    everything = json.loads(json.dumps(dataclasses.asdict(config)))
+    # json.dumps compares NaN, which == does not.
+    assert json.dumps(_filled(document, AgentConfig), sort_keys=True) == json.dumps(
+        everything, sort_keys=True
+    )
