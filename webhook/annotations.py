@@ -453,14 +453,15 @@ def _resource_defaults(settings: Settings) -> tuple[_ResourceDefault, ...]:
     return tuple(defaults)
 
 
-@dataclass(frozen=True)
 class _Settled(Generic[_Value]):
     """A section of the agent configuration as the settings alone make it, with the problems
-    reading it recorded (a bad AGENT_INJECT_VAULT_ADDR, say), replayed for each pod."""
+    reading it recorded (a bad AGENT_INJECT_VAULT_ADDR, say), replayed for each pod. A plain
+    class: mypyc compiles no generic dataclass."""
 
-    value: _Value
-    errors: tuple[str, ...]
-    warnings: tuple[str, ...]
+    def __init__(self, value: _Value, errors: tuple[str, ...], warnings: tuple[str, ...]) -> None:
+        self.value = value
+        self.errors = errors
+        self.warnings = warnings
 
 
 class SpecParser:
