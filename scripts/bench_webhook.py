@@ -2,7 +2,10 @@
 
 Starts ``python -m webhook serve`` (gunicorn, TLS, the settings' default workers and threads) and,
 with the same gunicorn options, a floor server whose /mutate reads the body and returns a fixed
-``allowed`` AdmissionReview. Drives both with keep-alive HTTPS connections at concurrency 1, 16
+``allowed`` AdmissionReview. The webhook runs twice: "mutate" as its image ships it, with the
+admission path compiled by mypyc (scripts/compiled.py builds it under .build/compiled), and
+"mutate-pure", the same source under the interpreter (skip it with --no-pure). The targets are
+judged on "mutate". Drives both with keep-alive HTTPS connections at concurrency 1, 16
 and 64, posting a realistic pod (3 containers, 4 secrets), and prints admissions per second and
 p50/p99 latency for each, plus the mutate/floor throughput ratio.
 
@@ -31,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,8 @@ from typing import Any
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from scripts.compiled import BuildError  # noqa: E402
+from scripts.compiled import build as build_compiled  # noqa: E402
 from tests.webhook.server_support import (  # noqa: E402
     free_port,
     running_server,
@@ -190,6 +196,20 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def _maps_extensions_from(pids: list[int], build: Path) -> bool:
+    """Whether every gunicorn worker among ``pids`` has the build's compiled modules mapped."""
+    needle = str(build / "webhook") + "/"
+    workers = [pid for pid in pids if pid != min(pids)]
+    found = []
+    for pid in workers:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+        found.append(any(needle in line and ".so" in line for line in maps.splitlines()))
+    return bool(found) and all(found)
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -345,10 +365,22 @@ def main() -> int:
     parser.add_argument(
         "--log-level", default="info", help="AGENT_INJECT_LOG_LEVEL (info: the production line)"
     )
+    parser.add_argument(
+        "--no-pure",
+        action="store_true",
+        help="skip the pure-Python webhook (by default it runs beside the compiled one)",
+    )
     arguments = parser.parse_args()
     load_before = load_average()
     rows: dict[tuple[str, int], Result] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as directory:
+    # "mutate" is the webhook as its image ships it, compiled with mypyc (scripts/compiled.py);
+    # "mutate-pure" is the same source run by the interpreter, as in the repository.
+    try:
+        compiled_build: Path | None = build_compiled()
+    except BuildError as error:
+        print(f"no compiled build, the pure one stands in for it: {error}", file=sys.stderr)
+        compiled_build = None
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as directory, ExitStack() as servers:
         tls = write_tls_files(Path(directory))
         env = server_environment(
             tls,
@@ -356,26 +388,43 @@ def main() -> int:
             AGENT_INJECT_WORKERS=arguments.workers,
             AGENT_INJECT_THREADS=arguments.threads,
         )
-        mutate_command = [sys.executable, "-m", "webhook", "serve"]
+        # -P: nothing but PYTHONPATH ahead of the installed packages, not the working directory.
+        mutate_command = [sys.executable, "-P", "-m", "webhook", "serve"]
         floor_command = [sys.executable, str(Path(__file__).resolve()), "--serve-floor"]
-        with (
-            running_server(env, command=mutate_command, port=free_port()) as mutate_port,
-            running_server(env, command=floor_command, port=free_port()) as floor_port,
+        builds = {"mutate": compiled_build or REPOSITORY}
+        if compiled_build is not None and not arguments.no_pure:
+            builds["mutate-pure"] = REPOSITORY
+        targets: dict[str, tuple[int, bytes]] = {}
+        for name, source in builds.items():
+            port = servers.enter_context(
+                running_server(
+                    {**env, "PYTHONPATH": str(source)}, command=mutate_command, port=free_port()
+                )
+            )
+            targets[name] = (port, b'"patch"')
+        floor_port = servers.enter_context(
+            running_server(env, command=floor_command, port=free_port())
+        )
+        targets["floor"] = (floor_port, b'"allowed"')
+        for port, expect in targets.values():
+            drive(port, concurrency=4, seconds=1.0, ca_file=str(tls.ca_file), expect=expect)
+        # After the warm-up every worker has loaded the app: the compiled one must be mapped.
+        if compiled_build is not None and not _maps_extensions_from(
+            _server_pids(targets["mutate"][0]), compiled_build
         ):
-            targets = {"mutate": (mutate_port, b'"patch"'), "floor": (floor_port, b'"allowed"')}
-            for port, expect in targets.values():
-                drive(port, concurrency=4, seconds=1.0, ca_file=str(tls.ca_file), expect=expect)
-            # Both targets at one level back to back, so a neighbour's job that starts mid-run
-            # skews one level of both rather than every level of one target.
-            for concurrency in arguments.concurrency:
-                for name, (port, expect) in targets.items():
-                    rows[(name, concurrency)] = drive(
-                        port,
-                        concurrency=concurrency,
-                        seconds=arguments.seconds,
-                        ca_file=str(tls.ca_file),
-                        expect=expect,
-                    )
+            print("mutate: the server does not run the compiled modules", file=sys.stderr)
+            return 1
+        # Every target at one level back to back, so a neighbour's job that starts mid-run
+        # skews one level of all rather than every level of one target.
+        for concurrency in arguments.concurrency:
+            for name, (port, expect) in targets.items():
+                rows[(name, concurrency)] = drive(
+                    port,
+                    concurrency=concurrency,
+                    seconds=arguments.seconds,
+                    ca_file=str(tls.ca_file),
+                    expect=expect,
+                )
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"{arguments.seconds:.0f} s per row, "
@@ -395,13 +444,13 @@ def main() -> int:
         "client us/adm",
         "others %",
     )
-    print("{:<8} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8} {:>13} {:>13} {:>8}".format(*header))
+    print("{:<11} {:>5} {:>9} {:>6} {:>8} {:>8} {:>8} {:>13} {:>13} {:>8}".format(*header))
     cpus = os.cpu_count() or 1
     for (name, concurrency), result in sorted(rows.items()):
         rate = result.requests / result.seconds
         per_admission = 1e6 / max(1, result.requests)
         print(
-            f"{name:<8} {concurrency:>5} {result.requests:>9} {result.errors:>6} {rate:>8.0f} "
+            f"{name:<11} {concurrency:>5} {result.requests:>9} {result.errors:>6} {rate:>8.0f} "
             f"{statistics.median(result.latencies_ms or [float('nan')]):>8.2f} "
             f"{percentile(result.latencies_ms, 0.99):>8.2f} "
             f"{result.server_cpu_seconds * per_admission:>13.0f} "
@@ -411,20 +460,23 @@ def main() -> int:
     for (name, concurrency), result in sorted(rows.items()):
         for sample in result.error_samples:
             print(f"error, {name} at {concurrency} connections: {sample}")
-    verdicts = []
-    for concurrency in arguments.concurrency:
-        mutate, floor = rows[("mutate", concurrency)], rows[("floor", concurrency)]
-        ratio = mutate.requests / floor.requests if floor.requests else 0.0
-        verdicts.append(f"c={concurrency}: mutate/floor throughput {ratio:.0%}")
-    print("; ".join(verdicts))
+    for name in builds:
+        verdicts = []
+        for concurrency in arguments.concurrency:
+            mutate, floor = rows[(name, concurrency)], rows[("floor", concurrency)]
+            ratio = mutate.requests / floor.requests if floor.requests else 0.0
+            verdicts.append(f"c={concurrency}: {name}/floor throughput {ratio:.0%}")
+        print("; ".join(verdicts))
     if 16 in arguments.concurrency:
         p99 = percentile(rows[("mutate", 16)].latencies_ms, 0.99)
         ratio_16 = rows[("mutate", 16)].requests / max(1, rows[("floor", 16)].requests)
         errors = sum(result.errors for result in rows.values())
         ratio_verdict = "met" if ratio_16 >= TARGET_RATIO else "MISSED"
         p99_verdict = "met" if p99 < TARGET_P99_MS_AT_16 else "MISSED"
+        shipped = "compiled, as the image ships it" if compiled_build else "pure Python"
         print(
-            f"targets at 16 connections: throughput >= {TARGET_RATIO:.0%} of floor {ratio_verdict} "
+            f"targets at 16 connections ({shipped}): "
+            f"throughput >= {TARGET_RATIO:.0%} of floor {ratio_verdict} "
             f"({ratio_16:.0%}); p99 < {TARGET_P99_MS_AT_16:.0f} ms {p99_verdict} ({p99:.1f} ms); "
             f"errors: {errors}"
         )

@@ -81,6 +81,10 @@ def test_the_final_stage_is_small_non_root_and_read_only_friendly(image: str) ->
     base = re.search(r"ARG PYTHON_IMAGE=(\S+)", path.read_text())
     assert base is not None
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1))
+    builder = re.search(r"ARG BUILDER_IMAGE=(\S+)", path.read_text())
+    if builder is not None:
+        # The wheels stage compiles for the final stage: the same Python, the same Debian.
+        assert builder.group(1) == base.group(1).replace("-slim", ""), builder.group(1)
     final = _final_stage(path)
     text = "\n".join(final)
     assert "PYTHONDONTWRITEBYTECODE=1" in text
@@ -120,7 +124,7 @@ def test_the_build_context_leaves_out_everything_but_the_sources() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") :][:1] == ["*"], "deny everything first"
     allowed = {line.removeprefix("!").rstrip("/") for line in ignored if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "webhook", "agent", "certs"}
+    assert allowed == {"pyproject.toml", "setup.py", "README.md", "webhook", "agent", "certs"}
     copied = {
         part.rstrip("/")
         for line in _lines(DOCKERFILES["webhook"])
@@ -128,3 +132,12 @@ def test_the_build_context_leaves_out_everything_but_the_sources() -> None:
         for part in line.split()[1:-1]
     }
     assert copied <= allowed, "everything the build copies is in the context"
+
+
+def test_the_webhook_image_ships_the_compiled_admission_path_and_the_agent_does_not() -> None:
+    webhook, agent = (_lines(DOCKERFILES[name]) for name in ("webhook", "agent"))
+    stage = webhook[: next(i for i, line in enumerate(webhook) if line.startswith("RUN pip wheel"))]
+    assert any("VSI_COMPILE=1" in line for line in stage if line.startswith("ENV "))
+    assert not any("VSI_COMPILE" in line for line in agent)
+    for lines in (webhook, agent):
+        assert any(line.startswith("COPY ") and "setup.py" in line for line in lines)
