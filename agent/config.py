@@ -324,16 +324,20 @@ def _field_defaults(kind: type) -> tuple[tuple[str, Any], ...]:
 def _json_object(value: Any) -> Any:
     """json's ``default`` hook: a dataclass as a dict of the fields that differ from their
     defaults, any other Mapping as a dict. Nothing is copied: the C encoder does the rest."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        attributes = vars(value)
-        return {
-            name: attributes[name]
-            for name, default in _field_defaults(type(value))
-            if default is _ALWAYS or attributes[name] != default
-        }
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    defaults = _FIELD_DEFAULTS.get(type(value))
+    if defaults is None:
+        if isinstance(value, Mapping):
+            return dict(value)
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        defaults = _field_defaults(type(value))
+    sparse = {}
+    for name, default in defaults:
+        # getattr, not __dict__: a build compiled with mypyc (setup.py) has no instance dict.
+        field_value = getattr(value, name)
+        if default is _ALWAYS or field_value != default:
+            sparse[name] = field_value
+    return sparse
 
 
 # The C encoder walks the whole configuration and calls back only for the dataclasses. A
