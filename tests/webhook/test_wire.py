@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.wire import NotJsonError, decode_request, encode_patch
 
@@ -32,6 +34,39 @@ def test_keeps_numbers_exact() -> None:
         "fraction": 1.5,
         "exponent": 2000.0,
     }
+    at_the_edges = [2**64 - 1, -(2**63), 2**64, -(2**63) - 1, 10**19, 10**20]
+    read = decode_request(json.dumps(at_the_edges).encode())
+    assert read == at_the_edges
+    assert all(type(value) is int for value in read)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _typed(value: Any) -> Any:
+    """The value with every leaf's type beside it: == alone takes True for 1 and 1 for 1.0."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_reads_any_json_document_as_the_stdlib_does(value: Any) -> None:
+    for body in (json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode()):
+        assert _typed(decode_request(body)) == _typed(json.loads(body))
 
 
 @pytest.mark.parametrize(
