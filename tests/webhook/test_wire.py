@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.wire import NotJsonError, decode_request, encode_patch
+from webhook.wire import NotJsonError, decode_request, encode_patch, encode_review
 
 REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}
 
@@ -34,10 +34,11 @@ def test_keeps_numbers_exact() -> None:
         "fraction": 1.5,
         "exponent": 2000.0,
     }
-    at_the_edges = [2**64 - 1, -(2**63), 2**64, -(2**63) - 1, 10**19, 10**20]
-    read = decode_request(json.dumps(at_the_edges).encode())
-    assert read == at_the_edges
-    assert all(type(value) is int for value in read)
+    # One document each: a body with one long number goes to the stdlib whole.
+    for edge in (2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**18, -(10**18)):
+        read = decode_request(json.dumps({"n": edge}).encode())["n"]
+        assert type(read) is int
+        assert read == edge
 
 
 json_values = st.recursive(
@@ -108,3 +109,22 @@ def test_keys_that_are_not_strings_still_make_a_patch() -> None:
     assert json.loads(encode_patch(operations)) == [
         {"op": "add", "path": "/x", "value": {"1": "one"}}
     ]
+
+
+@pytest.mark.parametrize(
+    "warning",
+    [
+        pytest.param("vault.hashicorp.com/agent-inject-secrets-db: unknown", id="ASCII"),
+        pytest.param("grüße: 秘密", id="non-ASCII"),
+        pytest.param("a lone \ud800 from a request the stdlib read", id="a lone surrogate"),
+    ],
+)
+def test_the_answer_decodes_to_the_review(warning: str) -> None:
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "u", "allowed": True, "patch": "W10=", "warnings": [warning]},
+    }
+    written = encode_review(review)
+    assert written.startswith(b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"')
+    assert json.loads(written.decode("utf-8", "surrogatepass")) == review
