@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -241,3 +242,42 @@ def test_serve_refuses_settings_that_would_refuse_every_pod(
     assert result.returncode == 2
     assert "the settings would refuse every pod" in result.stderr
     assert named in result.stderr
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the IPv4 sockets listening on ``port`` (state 0A in /proc/net/tcp)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+            inodes.add(fields[9])
+    return inodes
+
+
+def _owners(inodes: set[str]) -> dict[str, set[int]]:
+    owners: dict[str, set[int]] = {inode: set() for inode in inodes}
+    for fd_directory in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(fd) for fd in fd_directory.iterdir()]
+        except OSError:
+            continue
+        for link in links:
+            inode = link.removeprefix("socket:[").removesuffix("]")
+            if inode in owners:
+                owners[inode].add(int(fd_directory.parent.name))
+    return owners
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(base_url: str) -> None:
+    """SO_REUSEPORT: the kernel spreads connections over the workers, instead of whichever
+    worker wakes first taking them (which put all 16 benchmark connections on one worker)."""
+    port = int(base_url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 10
+    while len(_listening_inodes(port)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    owners = _owners(_listening_inodes(port))
+    assert len(owners) == 2, owners  # one per worker (AGENT_INJECT_WORKERS=2)
+    first, second = owners.values()
+    assert len(first) == 1
+    assert len(second) == 1
+    assert first != second
