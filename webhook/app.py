@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webhook import metrics
+from webhook import logs, metrics
 from webhook.admission import Reviewer, ReviewError
 from webhook.wire import NotJsonError, decode_request, encode_review
 
@@ -122,10 +122,10 @@ def _mutate(reviewer: Reviewer, started: float) -> Response:
     elif outcome.result == "refused":
         metrics.count_failure(outcome.namespace, "refused")
     if logger.isEnabledFor(logging.INFO):
-        logger.info(
-            "admission %s",
-            outcome.result,
-            extra={
+        logs.info(
+            logger,
+            f"admission {outcome.result}",
+            {
                 "uid": outcome.review["response"]["uid"],
                 "namespace": outcome.namespace,
                 "pod": outcome.pod,
