@@ -22,12 +22,14 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# name -> (label, help). Exposed as counters ``vsi_agent_<name>_total``.
-COUNTERS = {
-    "renewals": ("kind", "Successful renewals of leases and tokens."),
-    "rotations": ("path", "Credentials issued anew before the old ones expired."),
-    "failures": ("operation", "Failed operations, by operation."),
-    "file_writes": ("template", "Rendered files written because their bytes changed."),
+# name -> (labels, help). Exposed as counters ``vsi_agent_<name>_total``. ``rotations`` carries
+# the ``params`` label of ``vsi_agent_seconds_remaining`` (see params_label): one series per call,
+# and the two metrics join on (path, params).
+COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "renewals": (("kind",), "Successful renewals of leases and tokens."),
+    "rotations": (("path", "params"), "Credentials issued anew before the old ones expired."),
+    "failures": (("operation",), "Failed operations, by operation."),
+    "file_writes": (("template",), "Rendered files written because their bytes changed."),
 }
 
 
@@ -76,17 +78,21 @@ class Metrics:
     """Counters the agent bumps and the expiries it holds; cheap when not served."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._counts: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)
         self._lock = threading.Lock()
         self._expiries: Callable[[], Iterable[Expiry]] = tuple
         self._requests: Callable[[], int] = lambda: 0
         self._server: Any = None
 
-    def count(self, name: str, label: str) -> None:
+    def count(self, name: str, *values: str) -> None:
+        """Add one to counter ``name``: one value per label, in the order of ``COUNTERS``."""
         if name not in COUNTERS:
             raise ValueError(f"unknown counter {name!r}")
+        labels = COUNTERS[name][0]
+        if len(values) != len(labels):
+            raise ValueError(f"counter {name!r} takes {len(labels)} label values: {labels}")
         with self._lock:
-            self._counts[(name, label)] += 1
+            self._counts[(name, values)] += 1
 
     def watch(self, expiries: Callable[[], Iterable[Expiry]], requests: Callable[[], int]) -> None:
         self._expiries = expiries
@@ -100,11 +106,11 @@ class Metrics:
 
         with self._lock:
             counts = dict(self._counts)
-        for name, (label, help_text) in COUNTERS.items():
-            family = CounterMetricFamily(f"vsi_agent_{name}", help_text, labels=[label])
-            for (counted, value), total in sorted(counts.items()):
+        for name, (labels, help_text) in COUNTERS.items():
+            family = CounterMetricFamily(f"vsi_agent_{name}", help_text, labels=list(labels))
+            for (counted, values), total in sorted(counts.items()):
                 if counted == name:
-                    family.add_metric([value], float(total))
+                    family.add_metric(list(values), float(total))
             yield family
         now = time.monotonic()
         remaining = GaugeMetricFamily(

@@ -509,7 +509,9 @@ class Agent:
                 old_seconds_left=round(left, 1),
                 old_lifetime=round(lifetime, 1),
             )
-            self.metrics.count("rotations", dependency.path)
+            self.metrics.count(
+                "rotations", dependency.path, params_label(dependency.kind, dependency.params)
+            )
         self._schedule_dependency(dependency)
         self._render_dependents([dependency])
 

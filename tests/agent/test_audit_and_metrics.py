@@ -109,6 +109,32 @@ def test_an_unknown_counter_is_a_bug_not_a_new_metric() -> None:
         Metrics().count("secrets_seen", "x")
 
 
+def test_rotations_are_counted_by_path_and_params() -> None:
+    """``vsi_agent_rotations_total`` has the labels that ``vsi_agent_seconds_remaining`` uses to
+    tell calls on one path apart: each call counts on its own series, and a label missing is a
+    bug (it would merge series), not an empty label."""
+    port = free_loopback_port()
+    metrics = Metrics()
+    issue_a = params_label("pkiCert", (("common_name", "a.example.test"),))
+    issue_b = params_label("pkiCert", (("common_name", "b.example.test"),))
+    metrics.count("rotations", "pki/issue/app", issue_a)
+    metrics.count("rotations", "pki/issue/app", issue_a)
+    metrics.count("rotations", "pki/issue/app", issue_b)
+    metrics.count("rotations", "database/creds/app", params_label("secret", ()))
+    with pytest.raises(ValueError, match="label values"):
+        metrics.count("rotations", "pki/issue/app")
+    metrics.serve(f"127.0.0.1:{port}")
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        metrics.close()
+    assert rotation_series(text) == {
+        ("pki/issue/app", issue_a): 2.0,
+        ("pki/issue/app", issue_b): 1.0,
+        ("database/creds/app", ""): 1.0,
+    }
+
+
 def test_the_params_label_is_empty_for_a_plain_read_and_a_stable_hash_otherwise() -> None:
     issue_a = (("common_name", "a.example.test"), ("ttl", "10m"))
     issue_b = (("common_name", "b.example.test"), ("ttl", "10m"))
@@ -123,6 +149,25 @@ def test_the_params_label_is_empty_for_a_plain_read_and_a_stable_hash_otherwise(
     # Pinned: a series keeps its labels across restarts and upgrades of the agent.
     assert params_label("pkiCert", issue_a) == "sha256:427dabed0312"
     assert not any("example.test" in label for label in labels)
+
+
+def labels_of(series: str) -> dict[str, str]:
+    """``{a="x",b="y"}`` as a dict (label values here hold no comma or quote)."""
+    pairs = (pair.partition("=") for pair in series.strip("{}").split(","))
+    return {name: value.strip('"') for name, _, value in pairs}
+
+
+def rotation_series(text: str) -> dict[tuple[str, str], float]:
+    """Each ``vsi_agent_rotations_total`` sample: its (path, params) labels and its value."""
+    prefix = "vsi_agent_rotations_total{"
+    series = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            labels_text, _, value = line[len(prefix) - 1 :].rpartition(" ")
+            labels = labels_of(labels_text)
+            assert set(labels) == {"path", "params"}, line
+            series[labels["path"], labels["params"]] = float(value)
+    return series
 
 
 def seconds_remaining_series(text: str) -> list[str]:
@@ -175,3 +220,61 @@ def test_one_path_asked_with_different_parameters_gets_one_series_per_credential
     assert all('kind="certificate"' in labels for labels in certificates)
     assert "example.test" not in "".join(series), "parameters appear only as a hash"
     assert len([labels for labels in series if 'kind="token"' in labels]) == 1
+
+
+@pytest.mark.slow
+def test_rotations_of_different_calls_on_one_path_are_counted_apart_and_join_seconds_remaining(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """Two ``pkiCert`` calls on the one PKI role ``pki/issue/app`` with different common names,
+    each certificate short-lived, so the real sidecar issues each anew (at about two thirds of
+    its life). Each call's rotations count on a series of its own, whose (path, params) labels are
+    those of the call's ``vsi_agent_seconds_remaining`` series: the two metrics can be joined."""
+    identity = make_identity(
+        vault, kube, pod.root, policy='path "pki/issue/app" { capabilities = ["update"] }'
+    )
+    calls = {
+        "cert-a": 'pkiCert "pki/issue/app" "common_name=a.example.test" "ttl=6s"',
+        "cert-b": 'pkiCert "pki/issue/app" "common_name=b.example.test" "ttl=6s"',
+    }
+    templates = [
+        template(pod, name, "pki/issue/app", f"{{{{ with {call} }}}}issued{{{{ end }}}}")
+        for name, call in calls.items()
+    ]
+    port = free_loopback_port()
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=templates,
+        metrics_address=f"127.0.0.1:{port}",
+    )
+
+    def scrape_after_two_rotated() -> str | None:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return text if len(rotation_series(text)) >= 2 else None
+
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        text = wait_for(
+            scrape_after_two_rotated,
+            timeout=30,
+            message="a rotation of each certificate",
+        )
+        sidecar.terminate()
+        assert sidecar.wait(20) == 0
+    rotations = rotation_series(text)
+    assert len(rotations) == 2, sorted(rotations)
+    assert all(value >= 1.0 for value in rotations.values())
+    rotated = set(rotations)
+    remaining = {
+        (labels_of(series)["path"], labels_of(series)["params"])
+        for series in seconds_remaining_series(text)
+        if 'kind="certificate"' in series
+    }
+    assert rotated == remaining
+    assert {params for _, params in rotated} == {
+        params_label("pkiCert", (("common_name", name), ("ttl", "6s")))
+        for name in ("a.example.test", "b.example.test")
+    }
+    assert "example.test" not in text, "parameters appear only as a hash"
