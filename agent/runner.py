@@ -20,8 +20,10 @@ the token (log in again) and otherwise backs off long, as does a 404, for that t
 failing template or command never makes another fetch again.
 
 SIGTERM: stop scheduling, keep the files for the grace period, revoke every token the agent
-holds (revoking a token revokes every lease it issued), exit 0. A login refused with
-``auth.exit_on_error`` set revokes the same (without the grace period), then exits 1.
+holds (revoking a token revokes every lease it issued), exit 0. With ``auth.exit_on_error``, a
+re-login Vault refuses for good (any 4xx but 412 and 429: a 400 for a JWT or role it does not
+accept, a 401, a 403) revokes the same (without the grace period), then exits 1, as a refused
+first login exits 1; a transient failure (no answer, 5xx, 429) is retried as without it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,19 @@ class Interrupted(BaseException):
 
 class FatalError(Exception):
     """The agent must exit non-zero (e.g. login failed and auth.exit_on_error is set)."""
+
+
+def _login_refused(error: VaultError) -> bool:
+    """Vault answered a login with a permanent refusal: 400 (OpenBao's answer to a JWT it does
+    not accept, or to an unknown role), 401, 403 or another 4xx. Not a transient failure (no
+    answer, 5xx, 412, 429: ``VaultUnavailable``) nor a login that could not be sent (an
+    unreadable token file: ``LoginError``, no status)."""
+    return (
+        error.operation == "login"
+        and not isinstance(error, VaultUnavailable)
+        and error.status is not None
+        and 400 <= error.status < 500
+    )
 
 
 def _dep_task(dependency: Dependency) -> TaskKey:
@@ -581,6 +596,8 @@ class Agent:
             return
         else:
             self._record_failure(key, error)
+            if self.config.auth.exit_on_error and _login_refused(error):
+                raise FatalError(str(error))
             if isinstance(error, VaultUnavailable):
                 backoff = self.retry.transient
             elif isinstance(error, LoginError):
@@ -588,8 +605,6 @@ class Agent:
             elif isinstance(error, PermissionDenied):
                 if key == TOKEN_TASK or error.operation == "login":
                     backoff = self.retry.login
-                    if self.config.auth.exit_on_error and error.operation == "login":
-                        raise FatalError(str(error))
                 elif self.token is not None and self._token_is_rejected():
                     self._token_lost("a request was denied")
                     self.attempts[key] = 0

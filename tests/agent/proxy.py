@@ -8,6 +8,8 @@ The agent under test is pointed at ``proxy.url``; the test flips the proxy's ``m
 - ``delays``: hold requests whose path holds a fragment for some seconds before forwarding.
 - ``statuses``: answer requests whose path holds a fragment with that status instead of
   forwarding them.
+- ``drops``: close the connection of requests whose path holds one of these fragments, without
+  an answer (as ``drop`` does for every request).
 
 ``requests`` records (time, method, path, answered status) for every request received, so a
 test can measure how many requests the agent sent while Vault was in trouble.
@@ -45,6 +47,7 @@ class FaultProxy:
         self.retry_after: str | None = None
         self.delays: dict[str, float] = {}
         self.statuses: dict[str, int] = {}
+        self.drops: set[str] = set()
         self.requests: list[Seen] = []
         # Paths of requests received and not yet answered.
         self.in_flight: list[str] = []
@@ -147,7 +150,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             now = time.monotonic()
-            if proxy.mode == "drop":
+            if proxy.mode == "drop" or any(fragment in self.path for fragment in proxy.drops):
                 proxy.record(Seen(now, self.command, self.path, None))
                 self.close_connection = True
                 return

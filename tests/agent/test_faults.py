@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -541,6 +541,141 @@ def test_a_refused_relogin_with_exit_on_error_revokes_what_the_agent_holds_then_
         # The checks above ran while the old token still had time to live.
         assert time.monotonic() - exited < 5.0
         assert "Traceback" not in sidecar.logs()
+
+
+def jwt_for_another_service_account(kube: FakeKubeApiServer, identity: AppIdentity) -> str:
+    """Signed by the trusted key, but its subject is not the role's bound subject."""
+    return kube.issue_token(
+        identity.namespace, "intruder", audiences=["vault"], lifetime=datetime.timedelta(hours=1)
+    )
+
+
+def jwt_with_a_foreign_signature(kube: FakeKubeApiServer, identity: AppIdentity) -> str:
+    """The role's own claims, under the signature of another token: not a valid JWT."""
+    lifetime = datetime.timedelta(hours=1)
+    claims = kube.issue_token(
+        identity.namespace, identity.service_account, audiences=["vault"], lifetime=lifetime
+    )
+    other = kube.issue_token(identity.namespace, "other", audiences=["vault"], lifetime=lifetime)
+    return claims.rpartition(".")[0] + "." + other.rpartition(".")[2]
+
+
+@pytest.mark.parametrize(
+    "refused_jwt",
+    [
+        pytest.param(jwt_for_another_service_account, id="a JWT for another ServiceAccount"),
+        pytest.param(jwt_with_a_foreign_signature, id="a JWT whose signature does not verify"),
+    ],
+)
+def test_a_relogin_refused_with_400_and_exit_on_error_revokes_what_the_agent_holds_then_exits_one(
+    database: VaultServer,
+    postgres: PostgresServer,
+    kube: FakeKubeApiServer,
+    pod: PodDirs,
+    refused_jwt: Callable[[FakeKubeApiServer, AppIdentity], str],
+) -> None:
+    """auth.exit_on_error with jwt auth: OpenBao refuses a JWT it does not accept with a 400, not
+    a 403. At startup any refused login is fatal; a refused re-login (before the token's max
+    TTL) is too: the agent revokes the lease it holds and the token that issued it, then exits
+    1, instead of retrying a login that cannot succeed until the token and the lease die."""
+    vault = database
+    name = unique_name("exit-on-400")
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    # The re-login comes at about two thirds of the token's max TTL; the old token and its
+    # lease would live on for several seconds after it, past the checks below.
+    identity = make_identity(
+        vault, kube, pod.root, policy=policy(name), token_ttl="10s", token_max_ttl="24s"
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_and_kv_templates(pod, name)[0]],
+        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
+    )
+    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    started = time.monotonic()  # the first token cannot outlive started + 24 s
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        username, _, password = pod.file("db").read_text().partition(":")
+        postgres.assert_accepts(username, password)
+        assert len(vault.tokens_of_role(identity.role)) == 1
+        # The projected token file now holds a JWT the role does not accept.
+        identity.token_file.write_text(refused_jwt(kube, identity))
+        assert sidecar.wait(40) == 1, sidecar.logs()
+        refusals = [event for event in sidecar.events("error") if event.get("operation") == "login"]
+        assert [event.get("status") for event in refusals] == [400]
+        # Counts only: a failure message must not show an accessor or a lease id.
+        tokens_left = len(vault.tokens_of_role(identity.role))
+        assert tokens_left == 0, f"tokens left: {tokens_left}"
+        # Vault revokes a revoked token's leases in the background, within a fraction of a second.
+        wait_for(
+            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+            timeout=3,
+            message="the lease revoked",
+        )
+        assert len(sidecar.events("revoke")) >= 1
+        postgres.assert_refuses(username, password)
+        # The checks above ran while the old token still had time to live: revoked, not expired.
+        assert time.monotonic() < started + 24.0
+        assert "Traceback" not in sidecar.logs()
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        pytest.param("status", 503, id="503"),
+        pytest.param("status", 429, id="429"),
+        pytest.param("drop", 0, id="no answer"),
+    ],
+)
+def test_a_relogin_that_fails_transiently_with_exit_on_error_is_retried(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs, fault: str, status: int
+) -> None:
+    """auth.exit_on_error makes only a refused re-login fatal: one that gets a 503, a 429 or no
+    answer at all may succeed later, so the agent backs off and tries again, and logs in once
+    Vault answers."""
+    name = unique_name("relogin-retry")
+    identity = make_identity(
+        vault,
+        kube,
+        pod.root,
+        policy=f'path "secret/data/{name}" {{ capabilities = ["read"] }}',
+        token_ttl="3s",
+        token_max_ttl="6s",
+    )
+    vault.put_kv("secret", name, {"value": "v1"})
+    with FaultProxy(vault.url) as proxy:
+        config = agent_config(
+            vault_url=proxy.url,
+            identity=identity,
+            pod=pod,
+            templates=[template(pod, "kv", f"secret/{name}")],
+        )
+        config = replace(config, auth=replace(config.auth, exit_on_error=True))
+        with AgentProcess("sidecar", config, pod.root) as sidecar:
+            wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+            logins_before = proxy.count("/login")
+            if fault == "drop":
+                proxy.drops.add("/login")
+            else:
+                proxy.statuses["/login"] = status
+                proxy.retry_after = "1"
+            # Two failed re-logins: the agent lived through the first one.
+            wait_for(
+                lambda: proxy.count("/login") >= logins_before + 2,
+                timeout=30,
+                message="two failed re-logins",
+            )
+            assert sidecar.running(), sidecar.logs()
+            proxy.drops.clear()
+            proxy.statuses.clear()
+            wait_for(lambda: len(sidecar.events("login")) >= 2, timeout=20, message="re-login")
+            assert sidecar.running(), sidecar.logs()
+            sidecar.terminate()
+            assert sidecar.wait(30) == 0
+    tokens_left = len(vault.tokens_of_role(identity.role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
 
 
 def test_signals_during_a_failed_inits_revocation_do_not_abort_it(
