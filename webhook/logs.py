@@ -108,6 +108,8 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | N
     root = logging.root
     if handler is None or root.handlers != [handler] or root.filters or handler.filters:
         return None
+    if handler.level > logging.INFO:
+        return None
     current: logging.Logger | None = logger
     while current is not None and current is not root:
         if current.handlers or current.filters or not current.propagate:

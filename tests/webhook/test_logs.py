@@ -69,6 +69,14 @@ def test_below_the_level_nothing_is_written(stream: io.StringIO) -> None:
     assert stream.getvalue() == ""
 
 
+def test_a_handler_set_above_info_is_obeyed(stream: io.StringIO) -> None:
+    logs.configure("info", "json", stream)
+    (handler,) = logging.getLogger().handlers
+    handler.setLevel(logging.WARNING)
+    logs.info(logging.getLogger("webhook.app"), "admission injected", CONTEXT)
+    assert stream.getvalue() == ""
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
