@@ -45,6 +45,7 @@ from typing import Any
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from tests.e2e import stack  # noqa: E402
@@ -93,12 +94,18 @@ class Narrator:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        # Every line printed, checked again whenever a secret is learned: a credential rendered
+        # (and perhaps printed by a container) before the demo read it is caught too.
+        self._printed: list[str] = []
         self.leaked = False
         self.current_section = "start"
 
     def never_print(self, *values: str) -> None:
         with self._lock:
-            self._secrets.update(value for value in values if len(value) >= 6)
+            new = {value for value in values if len(value) >= 6} - self._secrets
+            self._secrets.update(new)
+            if any(secret in line for secret in new for line in self._printed):
+                self.leaked = True
 
     def line(self, text: str = "") -> None:
         with self._lock:
@@ -106,6 +113,7 @@ class Narrator:
                 if secret in text:
                     text = text.replace(secret, "<redacted>")
                     self.leaked = True
+            self._printed.append(text)
             stamp = f"[{time.monotonic() - self.started:5.1f}s]"
             print(f"{stamp} {text}" if text else "", flush=True)
 
@@ -384,6 +392,7 @@ class Demo:
         )
         self.resources.callback(pod.stop)
         pod.start()
+        self.watch_credentials(pod)
         pod.wait_until_running(timeout=60)
         users = wait_until(
             lambda: app_users(pod), timeout=30, what="the app to log in to PostgreSQL"
@@ -468,6 +477,28 @@ class Demo:
             f"leases left under {app.lease_prefix}: 0; database users left: 0; "
             f"Vault tokens of role {app.name}: 0"
         )
+
+    def watch_credentials(self, pod: EmulatedPod) -> None:
+        """Learns every database password the agent renders while the pod runs (each rotation
+        keeps its file for seconds; this looks five times a second), so that none can reach
+        the output unnoticed, not only the ones the steps below read."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.2):
+                try:
+                    self.rendered_credential(pod)
+                except (OSError, KeyError, ValueError, psycopg.Error):
+                    continue  # not rendered yet, or the pod is gone
+
+        watcher = threading.Thread(target=watch, name="credential-watcher", daemon=True)
+        watcher.start()
+
+        def stop_watching() -> None:
+            stop.set()
+            watcher.join(timeout=5)
+
+        self.resources.callback(stop_watching)
 
     def rendered_credential(self, pod: EmulatedPod) -> dict[str, Any]:
         text = (pod.volume_path("vault-secrets") / "db").read_text()
