@@ -464,6 +464,37 @@ class _Settled(Generic[_Value]):
         self.warnings = warnings
 
 
+# Keys whose every check involves the pod (a container or volume it names, the app's uid): a
+# cluster-wide default of theirs can only be judged pod by pod.
+POD_DEPENDENT = frozenset(
+    {AGENT_COPY_VOLUME_MOUNTS, AGENT_RUN_AS_SAME_USER, AGENT_SERVICE_ACCOUNT_TOKEN_VOLUME_NAME}
+)
+# The plainest pod that asks for injection, for reading the default annotations at start: one
+# container with the ServiceAccount token mount, one secret, a role (which a default may give).
+_PROBE_POD: Mapping[str, Any] = {
+    "metadata": {
+        "name": "settings-probe",
+        "annotations": {AGENT_INJECT: "true", SECRET_GROUP + "probe": "secret/probe"},
+    },
+    "spec": {
+        "serviceAccountName": "default",
+        "containers": [
+            {
+                "name": "app",
+                "volumeMounts": [
+                    {
+                        "name": "kube-api-access-probe",
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        "readOnly": True,
+                    }
+                ],
+            }
+        ],
+        "volumes": [{"name": "kube-api-access-probe", "projected": {"sources": []}}],
+    },
+}
+
+
 class SpecParser:
     """``parse`` for one Settings: what depends only on the settings is worked out once, when
     the webhook starts, instead of in every pod creation."""
@@ -486,9 +517,14 @@ class SpecParser:
         """Errors the settings alone cause (a proxy address without a scheme, a default
         annotation's bad value): every pod that does not override them is refused with them."""
         sections = (self.vault_connection, self.lifecycle)
-        return tuple(
-            error for section in sections if section is not None for error in section.errors
-        )
+        errors = [error for section in sections if section is not None for error in section.errors]
+        # Every other default annotation, read as a plain pod would read it.
+        judged = [key for key in self.settings.default_annotations if key not in POD_DEPENDENT]
+        probe = self.parse(_PROBE_POD, namespace="default")
+        for error in probe.errors:
+            if error not in errors and any(error.startswith(f"{key}:") for key in judged):
+                errors.append(error)
+        return tuple(errors)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

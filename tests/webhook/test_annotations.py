@@ -728,6 +728,54 @@ def test_default_annotations_refuse_deciding_and_unknown_keys() -> None:
 
 
 @pytest.mark.parametrize(
+    ("defaults", "named"),
+    [
+        (annotated(agent_limits_cpu="lots"), "agent-limits-cpu: expected a Kubernetes quantity"),
+        (annotated(agent_pre_populate="maybe"), "agent-pre-populate: expected true or false"),
+        (annotated(agent_inject_default_template="xml"), "agent-inject-default-template"),
+        (annotated(log_level="chatty"), "log-level: expected one of"),
+        (annotated(agent_run_as_user="0"), "agent-run-as-user: 0 (root) is refused"),
+        (annotated(agent_json_patch="{not json"), "agent-json-patch: expected an RFC 6902"),
+        (annotated(secret_volume_path="relative/path"), "secret-volume-path"),
+    ],
+)
+def test_a_default_annotation_that_would_refuse_every_pod_is_a_settings_error(
+    defaults: dict[str, str], named: str
+) -> None:
+    errors = SpecParser(replace(SETTINGS, default_annotations=defaults)).settings_errors()
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("vault.hashicorp.com/" + named)
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        pytest.param(annotated(agent_copy_volume_mounts="web"), id="a container some pods have"),
+        pytest.param(annotated(agent_run_as_same_user="true"), id="needs the pod's runAsUser"),
+        pytest.param(
+            annotated(agent_service_account_token_volume_name="token"), id="a pod's volume"
+        ),
+        pytest.param(annotated(agent_inject_containers="web"), id="a warning only"),
+        pytest.param(
+            annotated(
+                role="web",
+                agent_limits_mem="256Mi",
+                agent_native_sidecar="true",
+                agent_inject_token="true",
+                auth_type="jwt",
+                secret_volume_path="/data/secrets",
+            ),
+            id="good values",
+        ),
+    ],
+)
+def test_defaults_judged_only_pod_by_pod_or_fine_are_no_settings_error(
+    defaults: dict[str, str],
+) -> None:
+    assert SpecParser(replace(SETTINGS, default_annotations=defaults)).settings_errors() == ()
+
+
+@pytest.mark.parametrize(
     ("key", "group", "name"),
     [
         pytest.param(

@@ -233,6 +233,11 @@ def test_serve_refuses_to_start_without_a_vault_address(tmp_path: Path) -> None:
             "agent-revoke-grace: expected a duration",
             id="a default annotation with a bad value",
         ),
+        pytest.param(
+            {"AGENT_INJECT_DEFAULT_ANNOTATIONS": '{"agent-limits-cpu": "lots"}'},
+            "agent-limits-cpu: expected a Kubernetes quantity",
+            id="a default resource annotation with a bad value",
+        ),
     ],
 )
 def test_serve_refuses_settings_that_would_refuse_every_pod(
