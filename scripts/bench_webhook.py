@@ -164,6 +164,19 @@ class Result:
     # CPU time the whole machine spent outside the benchmark's own processes during the row.
     other_cpu_seconds: float
 
+    def __add__(self, other: Result) -> Result:
+        """Two rounds of one row as one: counts, times and latencies added up."""
+        return Result(
+            requests=self.requests + other.requests,
+            errors=self.errors + other.errors,
+            error_samples=(self.error_samples + other.error_samples)[:MAX_ERROR_SAMPLES],
+            seconds=self.seconds + other.seconds,
+            latencies_ms=self.latencies_ms + other.latencies_ms,
+            server_cpu_seconds=self.server_cpu_seconds + other.server_cpu_seconds,
+            client_cpu_seconds=self.client_cpu_seconds + other.client_cpu_seconds,
+            other_cpu_seconds=self.other_cpu_seconds + other.other_cpu_seconds,
+        )
+
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -366,6 +379,9 @@ def main() -> int:
         "--log-level", default="info", help="AGENT_INJECT_LOG_LEVEL (info: the production line)"
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, help="run the whole sweep this many times, rows summed"
+    )
+    parser.add_argument(
         "--no-pure",
         action="store_true",
         help="skip the pure-Python webhook (by default it runs beside the compiled one)",
@@ -416,18 +432,24 @@ def main() -> int:
             return 1
         # Every target at one level back to back, so a neighbour's job that starts mid-run
         # skews one level of all rather than every level of one target.
-        for concurrency in arguments.concurrency:
-            for name, (port, expect) in targets.items():
-                rows[(name, concurrency)] = drive(
-                    port,
-                    concurrency=concurrency,
-                    seconds=arguments.seconds,
-                    ca_file=str(tls.ca_file),
-                    expect=expect,
-                )
+        # With --rounds N the whole sweep runs N times and each row adds its rounds up: the
+        # machine drifts (the floor alone moves by +-10% between runs), and interleaving the
+        # targets round by round spreads the drift over all of them.
+        for _round in range(arguments.rounds):
+            for concurrency in arguments.concurrency:
+                for name, (port, expect) in targets.items():
+                    result = drive(
+                        port,
+                        concurrency=concurrency,
+                        seconds=arguments.seconds,
+                        ca_file=str(tls.ca_file),
+                        expect=expect,
+                    )
+                    earlier = rows.get((name, concurrency))
+                    rows[(name, concurrency)] = result if earlier is None else earlier + result
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"{arguments.seconds:.0f} s per row, "
+        f"{arguments.seconds:.0f} s per row and round, {arguments.rounds} round(s), "
         f"{arguments.workers} workers x {arguments.threads} threads, "
         f"log level {arguments.log_level}; "
         f"load average (1 min) {load_before:.2f} before, {load_average():.2f} after"
