@@ -28,6 +28,7 @@ COPIED_DIRECTORIES = ("webhook", "agent", "certs", "tests", "scripts")
 COPIED_FILES = ("pyproject.toml", "setup.py")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", ".hypothesis")
 HASH_FILE = ".source-hash"
+OWNER_FILE = ".compiled-build"
 
 
 class BuildError(RuntimeError):
@@ -76,8 +77,12 @@ def build(destination: Path = DEFAULT_DESTINATION) -> Path:
     if marker.exists() and marker.read_text() == wanted:
         return destination
     if destination.exists():
+        # Only a directory this script made (finished or not), or an empty one, is replaced.
+        if not (destination / OWNER_FILE).exists() and any(destination.iterdir()):
+            raise BuildError(f"{destination} is not empty and holds no build of ours")
         shutil.rmtree(destination)
     destination.mkdir(parents=True)
+    (destination / OWNER_FILE).write_text("made by scripts/compiled.py; replaced on rebuild\n")
     for name in COPIED_FILES:
         shutil.copy2(REPOSITORY / name, destination / name)
     for directory in COPIED_DIRECTORIES:
