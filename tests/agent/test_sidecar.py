@@ -70,8 +70,11 @@ def test_the_sidecar_adopts_the_init_credentials_so_the_pod_gets_one_set(
         assert not (pod.state / "handoff.json").exists()
         assert not sidecar.events("login")
         assert not sidecar.events("fetch")
-        assert read_credentials(pod.file("db")) == credentials
-        assert len(vault.leases(f"database/creds/{name}")) == 1
+        # Booleans and counts only: pytest would print credentials, lease ids and accessors.
+        same = read_credentials(pod.file("db")) == credentials
+        assert same, "the sidecar replaced the credentials it adopted"
+        leases = len(vault.leases(f"database/creds/{name}"))
+        assert leases == 1, f"leases: {leases}"
         postgres.assert_accepts(*credentials)
         sidecar.terminate()
         assert sidecar.wait(20) == 0
@@ -108,7 +111,8 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
             postgres.assert_accepts(*current, "credentials on disk do not work")
             time.sleep(0.2)
         rotations = sidecar.events("rotate")
-        assert len(seen) >= 3, sidecar.logs()
+        credentials_seen = len(seen)
+        assert credentials_seen >= 3, sidecar.logs()
         assert len(rotations) >= 2
         for rotation in rotations:
             assert rotation["old_lifetime"] >= max_ttl - 1.5  # Vault counts whole seconds
@@ -118,9 +122,12 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
         sidecar.terminate()
         assert sidecar.wait(20) == 0
     output = sidecar.output()
-    for username, password in seen:
-        assert password not in output
-        assert username not in output
+    for number, (username, password) in enumerate(seen):
+        # Booleans: a failing ``x not in output`` would print the password and the output.
+        leaked_password = password in output
+        leaked_username = username in output
+        assert not leaked_password, f"password {number} appears in the agent's output"
+        assert not leaked_username, f"username {number} appears in the agent's output"
 
 
 def test_static_secrets_are_reread_and_rendered_only_when_they_change(
@@ -243,18 +250,22 @@ def test_sigterm_keeps_files_for_the_grace_period_then_revokes_everything(
     credentials = read_credentials(pod.file("db"))
     with AgentProcess("sidecar", config, pod.root) as sidecar:
         wait_for(lambda: sidecar.events("adopt"), timeout=15, message="adoption")
-        assert len(vault.tokens_of_role(identity.role)) == 1
+        # Counts only: pytest would print the accessors and lease ids.
+        tokens = len(vault.tokens_of_role(identity.role))
+        assert tokens == 1, f"tokens: {tokens}"
         sidecar.terminate()
         time.sleep(1.0)
         # Within the grace period: the files and the credentials still work.
         assert sidecar.running()
         postgres.assert_accepts(*credentials)
-        assert len(vault.leases(f"database/creds/{name}")) == 1
+        leases = len(vault.leases(f"database/creds/{name}"))
+        assert leases == 1, f"leases: {leases}"
         assert sidecar.wait(20) == 0
     assert pod.file("db").exists()
-    assert vault.tokens_of_role(identity.role) == []
+    tokens_left = len(vault.tokens_of_role(identity.role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
     # Vault revokes a revoked token's leases in the background, within a fraction of a second.
-    wait_for(lambda: vault.leases(f"database/creds/{name}") == [], timeout=5, message="leases")
+    wait_for(lambda: len(vault.leases(f"database/creds/{name}")) == 0, timeout=5, message="leases")
     postgres.assert_refuses(*credentials)
     assert sidecar.events("revoke")
 
@@ -368,4 +379,5 @@ def test_credentials_are_issued_anew_before_the_token_that_issued_them_dies(
         assert capped, "the token's max TTL is learned from a capped renewal"
         sidecar.terminate()
         assert sidecar.wait(20) == 0
-    assert vault.tokens_of_role(identity.role) == []
+    tokens_left = len(vault.tokens_of_role(identity.role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"

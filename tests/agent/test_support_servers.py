@@ -26,7 +26,10 @@ def test_database_credentials_from_the_shared_fixtures_log_in(
     username, password = answer["data"]["username"], answer["data"]["password"]
     postgres.assert_accepts(username, password)
     assert username in postgres.roles(prefix="v-")
-    assert vault_with_postgres.leases(f"database/creds/{role}") == [answer["lease_id"]]
+    # A boolean and a count: pytest would print the lease ids.
+    leases = vault_with_postgres.leases(f"database/creds/{role}")
+    only_this_one = leases == [answer["lease_id"]]
+    assert only_this_one, f"{len(leases)} leases, expected only the one just issued"
     vault_with_postgres.revoke_lease(answer["lease_id"])
     postgres.assert_refuses(username, password)
 

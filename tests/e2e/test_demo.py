@@ -109,7 +109,11 @@ def test_the_demo_prints_usernames_but_no_password_or_token(
 ) -> None:
     output = demo_run[0].stdout + demo_run[0].stderr
     # The demo redacts (and fails on) any secret it knows; these catch what it might not know.
-    assert "<redacted>" not in output
-    assert not re.search(r"password=(?!\{\{)", output)
-    assert not re.search(r"\b(?:hvs|s|root)[.-][A-Za-z0-9]{20,}", output)
+    # Booleans: on failure pytest would print the output, and with it what leaked.
+    redacted = "<redacted>" in output
+    password = re.search(r"password=(?!\{\{)", output) is not None
+    token = re.search(r"\b(?:hvs|s|root)[.-][A-Za-z0-9]{20,}", output) is not None
+    assert not redacted, "the demo printed a secret it knows (redacted, and it failed)"
+    assert not password, "a password appears in the demo's output"
+    assert not token, "something shaped like a Vault token appears in the demo's output"
     assert re.search(r"logged in as v-kubernet-orders-\S+", output)

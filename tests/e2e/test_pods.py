@@ -217,7 +217,8 @@ def test_classic_init_and_sidecar_one_credential_logged_in_kv_followed_and_revok
 
     # One set of credentials per pod start: the sidecar adopted the init container's.
     wait_until(lambda: '"event":"adopt"' in pod.logs("vault-agent"), timeout=15, what="the handoff")
-    assert len(vault.leases(app.lease_prefix)) == 1
+    leases = len(vault.leases(app.lease_prefix))  # a count: pytest would print the lease ids
+    assert leases == 1, f"leases: {leases}"
     assert new_database_users(postgres, users_before) == {credential["user"]}
 
     vault.put_kv("secret", app.kv_name, {"message": "second"})
@@ -337,7 +338,8 @@ def test_pre_populate_only_job_completes_with_its_credential(
     }
     assert len(logged_in_users(pod, "job")) == 1
     assert pod.status("job").exit_code == 0
-    assert len(vault.leases(app.lease_prefix)) == 1
+    leases = len(vault.leases(app.lease_prefix))  # a count: pytest would print the lease ids
+    assert leases == 1, f"leases: {leases}"
 
 
 def test_only_the_containers_named_in_agent_inject_containers_get_the_secrets(
@@ -451,4 +453,5 @@ def test_a_pod_whose_role_may_not_read_its_secret_fails_with_the_reason_in_the_i
     assert not app_status.started
     assert app_status.restart_count == 0
     # The failed init revoked its token: a crash-looping pod does not pile tokens up in Vault.
-    assert not vault.tokens_of_role(denied_pod.app.name)
+    tokens_left = len(vault.tokens_of_role(denied_pod.app.name))  # not the accessors
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
