@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import posixpath
 import shlex
 import types
@@ -42,6 +43,15 @@ AUTH_METHODS: tuple[str, ...] = get_args(AuthMethod)
 TEMPLATE_FORMATS: tuple[str, ...] = get_args(TemplateFormat)
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+# What each level name means to Python's logging; the webhook's settings take the same names.
+LOGGING_LEVELS: dict[str, int] = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class ConfigError(ValueError):

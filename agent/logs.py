@@ -9,16 +9,7 @@ import os
 import sys
 from typing import Any
 
-from agent.config import AgentConfig
-
-_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+from agent.config import LOGGING_LEVELS, AgentConfig
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,7 +52,7 @@ def configure(config: AgentConfig, *, mode: str) -> None:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(_LEVELS.get(config.log_level, logging.INFO))
+    root.setLevel(LOGGING_LEVELS.get(config.log_level, logging.INFO))
     # Third-party request logs would print URLs with lease ids and paths at debug level.
     for noisy in ("urllib3", "requests", "hvac"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

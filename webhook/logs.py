@@ -16,15 +16,9 @@ from contextlib import nullcontext
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TextIO
 
+from agent.config import LOGGING_LEVELS
+
 CONTEXT_FIELDS = ("uid", "namespace", "pod", "result", "kind", "duration_ms", "detail", "path")
-LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 class JsonFormatter(logging.Formatter):
@@ -162,4 +156,4 @@ def configure(level: str = "info", log_format: str = "json", stream: TextIO | No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     _installed = handler
-    root.setLevel(LEVELS.get(level, logging.INFO))
+    root.setLevel(LOGGING_LEVELS.get(level, logging.INFO))

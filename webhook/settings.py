@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from agent.config import LOGGING_LEVELS
 from webhook.values import (
     parse_bool,
     parse_duration_seconds,
@@ -209,11 +210,7 @@ class _SettingsReader:
         self.boolean("AGENT_INJECT_TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE", "exit_on_retry_failure")
         self.duration("AGENT_INJECT_AUTH_MIN_BACKOFF", "auth_min_backoff_seconds")
         self.duration("AGENT_INJECT_AUTH_MAX_BACKOFF", "auth_max_backoff_seconds")
-        self.choice(
-            "AGENT_INJECT_LOG_LEVEL",
-            "log_level",
-            ("trace", "debug", "info", "warn", "warning", "error"),
-        )
+        self.choice("AGENT_INJECT_LOG_LEVEL", "log_level", tuple(LOGGING_LEVELS))
         self.choice("AGENT_INJECT_LOG_FORMAT", "log_format", ("standard", "json"))
         self.text("NAMESPACE", "namespace")
         self.text("POD_NAME", "pod_name")
