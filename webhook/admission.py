@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from webhook.annotations import SpecParser, default_annotation_problems, unknown_key_warnings
+from webhook.annotations import (
+    PROBE_POD,
+    SpecParser,
+    default_annotation_problems,
+    unknown_key_warnings,
+)
 from webhook.injection import InjectionError, inject, should_inject
 from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
@@ -130,6 +135,20 @@ class Reviewer:
             raise SettingsError([f"AGENT_INJECT_DEFAULT_ANNOTATIONS: {p}" for p in problems])
         self.settings = settings
         self._parser = SpecParser(settings)
+
+    def settings_errors(self) -> tuple[str, ...]:
+        """SpecParser.settings_errors, plus what only the injection finds (a default
+        agent-json-patch that does not apply to the agent's container): the errors the
+        settings alone would give every pod."""
+        errors = list(self._parser.settings_errors())
+        probe = self._parser.parse(PROBE_POD, namespace="default")
+        if probe.spec is not None:
+            try:
+                inject(PROBE_POD, probe.spec)
+            except InjectionError as error:
+                found = self._parser.default_annotation_errors(error.problems)
+                errors += [problem for problem in found if problem not in errors]
+        return tuple(errors)
 
     def review(self, document: Any) -> ReviewOutcome:
         api_version, request = _request_of(document)

@@ -470,11 +470,16 @@ POD_DEPENDENT = frozenset(
     {AGENT_COPY_VOLUME_MOUNTS, AGENT_RUN_AS_SAME_USER, AGENT_SERVICE_ACCOUNT_TOKEN_VOLUME_NAME}
 )
 # The plainest pod that asks for injection, for reading the default annotations at start: one
-# container with the ServiceAccount token mount, one secret, a role (which a default may give).
-_PROBE_POD: Mapping[str, Any] = {
+# container with the ServiceAccount token mount, one secret, a role (so that it can be injected;
+# a default role has nothing to check but being there).
+PROBE_POD: Mapping[str, Any] = {
     "metadata": {
         "name": "settings-probe",
-        "annotations": {AGENT_INJECT: "true", SECRET_GROUP + "probe": "secret/probe"},
+        "annotations": {
+            AGENT_INJECT: "true",
+            ROLE: "settings-probe",
+            SECRET_GROUP + "probe": "secret/probe",
+        },
     },
     "spec": {
         "serviceAccountName": "default",
@@ -519,12 +524,20 @@ class SpecParser:
         sections = (self.vault_connection, self.lifecycle)
         errors = [error for section in sections if section is not None for error in section.errors]
         # Every other default annotation, read as a plain pod would read it.
-        judged = [key for key in self.settings.default_annotations if key not in POD_DEPENDENT]
-        probe = self.parse(_PROBE_POD, namespace="default")
-        for error in probe.errors:
-            if error not in errors and any(error.startswith(f"{key}:") for key in judged):
-                errors.append(error)
+        probe = self.parse(PROBE_POD, namespace="default")
+        errors += [e for e in self.default_annotation_errors(probe.errors) if e not in errors]
         return tuple(errors)
+
+    def default_annotation_errors(self, errors: Iterable[str]) -> list[str]:
+        """Those of ``errors`` (of PROBE_POD) that name a default annotation judged at start
+        (not POD_DEPENDENT), or no annotation at all (a setting's own, such as a CPU request
+        above the limit): the errors every pod would get."""
+        judged = [key for key in self.settings.default_annotations if key not in POD_DEPENDENT]
+        return [
+            error
+            for error in errors
+            if any(error.startswith(f"{key}:") for key in judged) or not error.startswith(PREFIX)
+        ]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -33,7 +33,7 @@ from certs.reload import (
 )
 from webhook import logs
 from webhook.admission import Reviewer
-from webhook.annotations import SpecParser, default_annotation_problems
+from webhook.annotations import default_annotation_problems
 from webhook.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def serve(
             raise ServeError("AGENT_INJECT_DEFAULT_ANNOTATIONS: " + "; ".join(problems))
         # Settings that would refuse every pod stop the start instead (AGENT_INJECT_* variables
         # and default annotations, named by the annotation they stand for).
-        problems = list(SpecParser(settings).settings_errors())
+        problems = list(Reviewer(settings).settings_errors())
         if problems:
             raise ServeError("the settings would refuse every pod: " + "; ".join(problems))
         app_factory = webhook_app_factory(settings)

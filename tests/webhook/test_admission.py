@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -185,3 +186,13 @@ def test_the_namespace_comes_from_the_request_and_is_counted() -> None:
 def test_bad_default_annotations_stop_the_reviewer_from_being_built() -> None:
     with pytest.raises(SettingsError, match="agent-inject: cannot be a cluster-wide default"):
         Reviewer(Settings(default_annotations=annotated(agent_inject="true")))
+
+
+def test_a_default_json_patch_that_cannot_apply_is_a_settings_error() -> None:
+    broken = '[{"op": "remove", "path": "/no-such-field"}]'
+    settings = replace(SETTINGS, default_annotations=annotated(agent_json_patch=broken))
+    (error,) = Reviewer(settings).settings_errors()
+    assert error.startswith("vault.hashicorp.com/agent-json-patch:")
+    fine = '[{"op": "add", "path": "/env/-", "value": {"name": "A", "value": "b"}}]'
+    settings = replace(SETTINGS, default_annotations=annotated(agent_json_patch=fine))
+    assert Reviewer(settings).settings_errors() == ()

@@ -238,6 +238,15 @@ def test_serve_refuses_to_start_without_a_vault_address(tmp_path: Path) -> None:
             "agent-limits-cpu: expected a Kubernetes quantity",
             id="a default resource annotation with a bad value",
         ),
+        pytest.param(
+            {
+                "AGENT_INJECT_DEFAULT_ANNOTATIONS": (
+                    '{"agent-json-patch": "[{\\"op\\": \\"remove\\", \\"path\\": \\"/nope\\"}]"}'
+                )
+            },
+            "agent-json-patch:",
+            id="a default JSON patch that cannot apply to the agent",
+        ),
     ],
 )
 def test_serve_refuses_settings_that_would_refuse_every_pod(
