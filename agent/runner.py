@@ -23,7 +23,9 @@ SIGTERM: stop scheduling, keep the files for the grace period, revoke every toke
 holds (revoking a token revokes every lease it issued), exit 0. With ``auth.exit_on_error``, a
 re-login Vault refuses for good (any 4xx but 412 and 429: a 400 for a JWT or role it does not
 accept, a 401, a 403) revokes the same (without the grace period), then exits 1, as a refused
-first login exits 1; a transient failure (no answer, 5xx, 429) is retried as without it.
+first login exits 1; a transient failure (no answer, 5xx, 429) is retried as without it. So does
+the re-login after a token rejected during the first render (init mode, or a sidecar's first
+render), which revokes whatever revoke_on_shutdown says, as a first render that gives up does.
 """
 
 from __future__ import annotations
@@ -674,7 +676,10 @@ class Agent:
         return False
 
     def _render_all(self, deadline: float) -> bool:
-        """Render every usable template, retrying what Vault refused, until ``deadline``."""
+        """Render every usable template, retrying what Vault refused, until ``deadline``.
+
+        Raises ``FatalError`` when, with ``auth.exit_on_error``, Vault refuses for good the
+        re-login that follows a rejected token (as ``_failed`` does in the running loop)."""
         attempt = 0
         pending = [
             name for name, state in self.templates.items() if state.prepared and not state.rendered
@@ -689,13 +694,18 @@ class Agent:
                         worst = worst or self.retry.transient
                     else:  # written, or a template error that only new data can fix
                         pending.remove(name)
-                except PermissionDenied as error:
-                    if self._token_is_rejected():
-                        self._token_lost("a request was denied")
-                    worst = self.retry.denied if worst is None else worst
-                    self._note_initial_failure(name, error)
                 except VaultError as error:
-                    if isinstance(error, VaultUnavailable):
+                    if self.config.auth.exit_on_error and _login_refused(error):
+                        # The re-login after a rejected token: fatal, as in the running loop.
+                        self.audit.event(
+                            "error", operation="login", path=error.path, status=error.status
+                        )
+                        raise FatalError(str(error)) from None
+                    if isinstance(error, PermissionDenied):
+                        if self._token_is_rejected():
+                            self._token_lost("a request was denied")
+                        worst = self.retry.denied if worst is None else worst
+                    elif isinstance(error, VaultUnavailable):
                         worst = self.retry.transient
                     elif worst is None:
                         worst = self.retry.denied
@@ -763,6 +773,9 @@ class Agent:
                 logger.info("no sidecar follows: token and leases are not handed over")
         except Interrupted:
             return self._init_failed(["interrupted by a signal"])
+        except FatalError as error:
+            # A refused re-login (auth.exit_on_error) exits 1, as a refused first login does.
+            return self._init_failed([f"login: {error}"])
         finally:
             self.commands.stop_all()
         logger.info("init complete: %d templates rendered", len(self.templates))
@@ -772,8 +785,7 @@ class Agent:
         for problem in problems:
             logger.error("init failed: %s", problem)
         # Leave nothing behind: a crash-looping init must not pile up tokens and leases.
-        if self.token is not None:
-            self._revoke([self.token])
+        self._revoke_all()
         return 1
 
     def _handoff(self) -> Handoff:
@@ -825,7 +837,14 @@ class Agent:
                     return self._shutdown()
                 logger.error("could not log in to Vault: %s; giving up", self._last_login_problem)
                 return 1
-            if not self._render_all(deadline):
+            try:
+                rendered = self._render_all(deadline)
+            except FatalError as error:
+                # Before the first render is done, as when it gives up: revoke what is held
+                # whatever revoke_on_shutdown says, then exit 1.
+                logger.error("first render failed: %s; exiting", error)
+                return self._exit_on_fatal_error(revoke=True)
+            if not rendered:
                 if self.stopping.is_set():
                     return self._shutdown()
                 for problem in self._problems():
@@ -868,14 +887,15 @@ class Agent:
             self._revoke_all()
         return 0
 
-    def _exit_on_fatal_error(self) -> int:
+    def _exit_on_fatal_error(self, *, revoke: bool = False) -> int:
         """Exit non-zero (auth.exit_on_error) without leaving live credentials behind: what the
         agent still holds (the token a failed re-login would have replaced, earlier tokens and
-        their leases) is revoked as at shutdown. No grace period: the pod is not stopping, and
-        a restarted agent will not adopt these credentials."""
+        their leases) is revoked as at shutdown (when revoke_on_shutdown, or ``revoke``: during
+        the first render, as a first render that gives up). No grace period: the pod is not
+        stopping, and a restarted agent will not adopt these credentials."""
         self._shutting_down = True
         self.commands.stop_all()
-        if self.config.lifecycle.revoke_on_shutdown:
+        if revoke or self.config.lifecycle.revoke_on_shutdown:
             self._revoke_all()
         return 1
 

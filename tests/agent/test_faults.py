@@ -689,6 +689,106 @@ def test_a_relogin_that_fails_transiently_with_exit_on_error_is_retried(
     assert tokens_left == 0, f"tokens left: {tokens_left}"
 
 
+def replace_atomically(path: Path, text: str) -> None:
+    """As the kubelet rotates a projected token: a new file renamed over the old one, so the
+    agent never reads a half-written token."""
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(text)
+    staged.replace(path)
+
+
+@pytest.mark.parametrize("mode", ["init", "sidecar"])
+@pytest.mark.parametrize(
+    "exit_on_error", [pytest.param(True, id="exit_on_error"), pytest.param(False, id="retry")]
+)
+def test_a_relogin_refused_during_the_first_render(
+    database: VaultServer,
+    postgres: PostgresServer,
+    kube: FakeKubeApiServer,
+    pod: PodDirs,
+    *,
+    mode: str,
+    exit_on_error: bool,
+) -> None:
+    """The first render (init mode; a sidecar without a handoff): the token is revoked behind
+    the agent's back after the database credential is issued and before the KV read, and the
+    token file now holds a JWT OpenBao refuses with a 400. With auth.exit_on_error the re-login
+    is fatal, as in the running loop: the agent revokes what it holds and exits 1 at once, not
+    after retrying until the init timeout. Without it, the re-login is retried as before, and
+    succeeds once the token file holds a good JWT again."""
+    vault = database
+    name = unique_name("first-render")
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    vault.put_kv("secret", name, {"value": "v1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name))
+    kv_read = f"/secret/data/{name}"
+    with FaultProxy(vault.url) as proxy:
+        # Held back long enough for the test to revoke the token the read carries.
+        proxy.delays[kv_read] = 5.0
+        config = agent_config(
+            vault_url=proxy.url,
+            identity=identity,
+            pod=pod,
+            templates=db_and_kv_templates(pod, name),
+            lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=60.0),
+        )
+        config = replace(config, auth=replace(config.auth, exit_on_error=exit_on_error))
+        with AgentProcess(mode, config, pod.root) as agent:
+            wait_for(
+                lambda: any(kv_read in path for path in proxy.in_flight),
+                timeout=20,
+                message="the KV read held back",
+            )
+            username, _, password = pod.file("db").read_text().partition(":")
+            postgres.assert_accepts(username, password)
+            (accessor,) = vault.tokens_of_role(identity.role)
+            vault.revoke_accessor(accessor)
+            good_jwt = identity.token_file.read_text()
+            replace_atomically(identity.token_file, jwt_for_another_service_account(kube, identity))
+            proxy.delays.clear()
+            swapped = time.monotonic()
+
+            def login_statuses() -> list[int | None]:
+                return [
+                    event.get("status")
+                    for event in agent.events("error")
+                    if event.get("operation") == "login"
+                ]
+
+            if exit_on_error:
+                # Before, the refused re-login was retried until the init timeout (60 s).
+                assert agent.wait(30) == 1, agent.logs()
+                assert time.monotonic() - swapped < 30.0
+                assert login_statuses() == [400]
+            else:
+                wait_for(lambda: 400 in login_statuses(), timeout=30, message="a refused login")
+                assert agent.running(), agent.logs()
+                replace_atomically(identity.token_file, good_jwt)
+                if mode == "init":
+                    assert agent.wait(30) == 0, agent.logs()
+                else:
+                    wait_for(lambda: agent.events("ready"), timeout=30, message="first render")
+                    agent.terminate()
+                    assert agent.wait(30) == 0, agent.logs()
+                kv_rendered = pod.file("kv").read_text() == "v1"
+                assert kv_rendered
+            assert "Traceback" not in agent.logs()
+    if not exit_on_error and mode == "init":
+        # The init handed its token over to a sidecar that will not come.
+        for accessor in vault.tokens_of_role(identity.role):
+            vault.revoke_accessor(accessor)
+    if exit_on_error or mode == "sidecar":
+        # Counts only: a failure message must not show an accessor or a lease id.
+        tokens_left = len(vault.tokens_of_role(identity.role))
+        assert tokens_left == 0, f"tokens left: {tokens_left}"
+        wait_for(
+            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+            timeout=5,
+            message="the leases revoked",
+        )
+    postgres.assert_refuses(username, password)
+
+
 def test_signals_during_a_failed_inits_revocation_do_not_abort_it(
     vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
 ) -> None:
