@@ -23,7 +23,8 @@ SIGTERM: stop scheduling, keep the files for the grace period, revoke every toke
 holds (revoking a token revokes every lease it issued), exit 0. With ``auth.exit_on_error``, a
 re-login Vault refuses for good (any 4xx but 412 and 429: a 400 for a JWT or role it does not
 accept, a 401, a 403) revokes the same (without the grace period), then exits 1, as a refused
-first login exits 1; a transient failure (no answer, 5xx, 429) is retried as without it. So does
+first login exits 1; a transient failure (no answer, 5xx, 429) is retried as without it, and so is
+a token file that cannot be read, once: still unreadable a second later, it is fatal. So does
 the re-login after a token rejected during the first render (init mode, or a sidecar's first
 render), which revokes whatever revoke_on_shutdown says, as a first render that gives up does.
 """
@@ -81,6 +82,9 @@ TOKEN_TASK: TaskKey = ("token",)
 COMMANDS_TASK: TaskKey = ("commands",)
 # The loop wakes at least this often, so a clock jump or a lost wake-up cannot stall it long.
 MAX_SLEEP_SECONDS = 30.0
+# With auth.exit_on_error, a ServiceAccount token file that still cannot be read this long after
+# a re-login first failed to read it is fatal (a single failed read is retried: see _login_fatal).
+TOKEN_FILE_PATIENCE_SECONDS = 1.0
 
 
 class Outcome(enum.Enum):
@@ -174,6 +178,8 @@ class Agent:
         # Set once every template has been rendered (the native sidecar's readiness file).
         self.ready = False
         self._last_login_problem = "could not log in"
+        # When a login first failed to read the token file, since the last one that read it.
+        self._token_file_unreadable_since: float | None = None
         # Set once shutdown or revocation has begun: a signal must not abort the revocations.
         self._shutting_down = False
         self._prepare_templates()
@@ -298,9 +304,16 @@ class Agent:
     def _login(self) -> None:
         try:
             auth = self.vault.login(self.config.auth)
+        except LoginError:
+            self.metrics.count("failures", "login")
+            if self._token_file_unreadable_since is None:
+                self._token_file_unreadable_since = self.now()
+            raise
         except VaultError:
             self.metrics.count("failures", "login")
+            self._token_file_unreadable_since = None  # read, and sent (or held back)
             raise
+        self._token_file_unreadable_since = None
         now = self.now()
         self.generation += 1
         self.store.generation = self.generation
@@ -598,7 +611,7 @@ class Agent:
             return
         else:
             self._record_failure(key, error)
-            if self.config.auth.exit_on_error and _login_refused(error):
+            if self._login_fatal(error):
                 raise FatalError(str(error))
             if isinstance(error, VaultUnavailable):
                 backoff = self.retry.transient
@@ -614,6 +627,30 @@ class Agent:
                     return
         delay = backoff.delay(attempt, self.rng)
         self.queue.set(key, max(now + delay, self._after_gate(key, now)))
+
+    def _login_fatal(self, error: VaultError) -> bool:
+        """Whether a failed re-login ends the agent (``auth.exit_on_error``): Vault refused it
+        for good (``_login_refused``), or the ServiceAccount token file still cannot be read
+        ``TOKEN_FILE_PATIENCE_SECONDS`` after a login first failed to read it.
+
+        At startup any failed login is fatal with exit_on_error, an unreadable token file
+        included: nothing is held yet, and the restarted container reads the file afresh. A
+        re-login is different: the token and the leases it issued still live, and the kubelet
+        rotates a projected token by an atomic rename, which a read can race with (the old
+        directory removed between the lookup of ``..data`` and that of ``token``). So a single
+        failed read is retried with the login backoff; a file still unreadable at a later
+        attempt (missing volume, wrong path, lost permissions) cannot heal by itself, and
+        retrying it would only let the token and its leases die silently under the app."""
+        if not self.config.auth.exit_on_error:
+            return False
+        if _login_refused(error):
+            return True
+        since = self._token_file_unreadable_since
+        return (
+            isinstance(error, LoginError)
+            and since is not None
+            and self.now() - since >= TOKEN_FILE_PATIENCE_SECONDS
+        )
 
     def _after_gate(self, key: TaskKey, now: float) -> float:
         """When ``key`` may try once the gate reopens. The token goes first: one failing secret
@@ -695,7 +732,7 @@ class Agent:
                     else:  # written, or a template error that only new data can fix
                         pending.remove(name)
                 except VaultError as error:
-                    if self.config.auth.exit_on_error and _login_refused(error):
+                    if self._login_fatal(error):
                         # The re-login after a rejected token: fatal, as in the running loop.
                         self.audit.event(
                             "error", operation="login", path=error.path, status=error.status

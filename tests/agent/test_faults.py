@@ -699,7 +699,12 @@ def replace_atomically(path: Path, text: str) -> None:
 
 @pytest.mark.parametrize("mode", ["init", "sidecar"])
 @pytest.mark.parametrize(
-    "exit_on_error", [pytest.param(True, id="exit_on_error"), pytest.param(False, id="retry")]
+    ("exit_on_error", "unreadable"),
+    [
+        pytest.param(True, False, id="exit_on_error-refused"),
+        pytest.param(True, True, id="exit_on_error-unreadable"),
+        pytest.param(False, False, id="retry-refused"),
+    ],
 )
 def test_a_relogin_refused_during_the_first_render(
     database: VaultServer,
@@ -709,13 +714,15 @@ def test_a_relogin_refused_during_the_first_render(
     *,
     mode: str,
     exit_on_error: bool,
+    unreadable: bool,
 ) -> None:
     """The first render (init mode; a sidecar without a handoff): the token is revoked behind
     the agent's back after the database credential is issued and before the KV read, and the
-    token file now holds a JWT OpenBao refuses with a 400. With auth.exit_on_error the re-login
-    is fatal, as in the running loop: the agent revokes what it holds and exits 1 at once, not
-    after retrying until the init timeout. Without it, the re-login is retried as before, and
-    succeeds once the token file holds a good JWT again."""
+    token file now holds a JWT OpenBao refuses with a 400 (or is gone). With auth.exit_on_error
+    the re-login is fatal, as in the running loop: the agent revokes what it holds and exits 1
+    at once (a token file it cannot read: at the second try), not after retrying until the init
+    timeout. Without it, the re-login is retried as before, and succeeds once the token file
+    holds a good JWT again."""
     vault = database
     name = unique_name("first-render")
     vault.create_database_role(name, default_ttl=300, max_ttl=600)
@@ -744,7 +751,12 @@ def test_a_relogin_refused_during_the_first_render(
             (accessor,) = vault.tokens_of_role(identity.role)
             vault.revoke_accessor(accessor)
             good_jwt = identity.token_file.read_text()
-            replace_atomically(identity.token_file, jwt_for_another_service_account(kube, identity))
+            if unreadable:
+                identity.token_file.unlink()
+            else:
+                replace_atomically(
+                    identity.token_file, jwt_for_another_service_account(kube, identity)
+                )
             proxy.delays.clear()
             swapped = time.monotonic()
 
@@ -759,7 +771,13 @@ def test_a_relogin_refused_during_the_first_render(
                 # Before, the refused re-login was retried until the init timeout (60 s).
                 assert agent.wait(30) == 1, agent.logs()
                 assert time.monotonic() - swapped < 30.0
-                assert login_statuses() == [400]
+                if unreadable:
+                    # The first failed read was retried; the second was fatal.
+                    statuses = login_statuses()
+                    assert len(statuses) >= 2, len(statuses)
+                    assert set(statuses) == {None}, statuses
+                else:
+                    assert login_statuses() == [400]
             else:
                 wait_for(lambda: 400 in login_statuses(), timeout=30, message="a refused login")
                 assert agent.running(), agent.logs()
@@ -787,6 +805,105 @@ def test_a_relogin_refused_during_the_first_render(
             message="the leases revoked",
         )
     postgres.assert_refuses(username, password)
+
+
+def test_a_token_file_still_unreadable_at_the_relogins_retry_with_exit_on_error_is_fatal(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """auth.exit_on_error: the ServiceAccount token file is gone when the re-login comes (before
+    the token's max TTL). The first failed read is retried (it may race with the kubelet's
+    rotation); still unreadable at the retry, the agent revokes the lease it holds and its token,
+    then exits 1, instead of retrying until the token and the lease die under the app."""
+    vault = database
+    name = unique_name("no-sa-token")
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    # The re-login comes at about two thirds of the token's max TTL; the old token and its
+    # lease would live on for several seconds after it, past the checks below.
+    identity = make_identity(
+        vault, kube, pod.root, policy=policy(name), token_ttl="10s", token_max_ttl="24s"
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_and_kv_templates(pod, name)[0]],
+        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
+    )
+    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    started = time.monotonic()  # the first token cannot outlive started + 24 s
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        username, _, password = pod.file("db").read_text().partition(":")
+        postgres.assert_accepts(username, password)
+        identity.token_file.unlink()
+        # Before, the unreadable file was retried with the login backoff until the token died.
+        assert sidecar.wait(40) == 1, sidecar.logs()
+        statuses = [
+            event.get("status")
+            for event in sidecar.events("error")
+            if event.get("operation") == "login"
+        ]
+        assert len(statuses) >= 2, len(statuses)
+        assert set(statuses) == {None}, statuses
+        # Counts only: a failure message must not show an accessor or a lease id.
+        tokens_left = len(vault.tokens_of_role(identity.role))
+        assert tokens_left == 0, f"tokens left: {tokens_left}"
+        wait_for(
+            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+            timeout=3,
+            message="the lease revoked",
+        )
+        assert len(sidecar.events("revoke")) >= 1
+        postgres.assert_refuses(username, password)
+        # The checks above ran while the old token still had time to live: revoked, not expired.
+        assert time.monotonic() < started + 24.0
+        assert "Traceback" not in sidecar.logs()
+
+
+def test_a_token_file_unreadable_once_at_a_relogin_with_exit_on_error_is_retried(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """auth.exit_on_error: a re-login that cannot read the token file once (as when a read races
+    with the kubelet's rotation of a projected token) is retried, and the agent lives on once
+    the file is back."""
+    name = unique_name("sa-token-blip")
+    identity = make_identity(
+        vault,
+        kube,
+        pod.root,
+        policy=f'path "secret/data/{name}" {{ capabilities = ["read"] }}',
+        token_ttl="5s",
+        token_max_ttl="12s",
+    )
+    vault.put_kv("secret", name, {"value": "v1"})
+    # The retry comes 2.4 to 3 s after the failed read: time for the test to put the file back.
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[template(pod, "kv", f"secret/{name}")],
+        min_backoff=3.0,
+    )
+    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    with AgentProcess("sidecar", config, pod.root) as sidecar:
+        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+        jwt = identity.token_file.read_text()
+        identity.token_file.unlink()
+        wait_for(
+            lambda: any(
+                event.get("operation") == "login" and event.get("status") is None
+                for event in sidecar.events("error")
+            ),
+            timeout=20,
+            message="a login that cannot read the token file",
+        )
+        replace_atomically(identity.token_file, jwt)
+        wait_for(lambda: len(sidecar.events("login")) >= 2, timeout=20, message="re-login")
+        assert sidecar.running(), sidecar.logs()
+        sidecar.terminate()
+        assert sidecar.wait(30) == 0, sidecar.logs()
+    tokens_left = len(vault.tokens_of_role(identity.role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
 
 
 def test_signals_during_a_failed_inits_revocation_do_not_abort_it(
