@@ -786,6 +786,15 @@ def test_a_relogin_refused_during_the_first_render(
                     assert agent.wait(30) == 0, agent.logs()
                 else:
                     wait_for(lambda: agent.events("ready"), timeout=30, message="first render")
+                    # The loop issues the database credential the lost token took with it anew
+                    # (stopping in the middle of that would leave a lease Vault revokes later).
+                    wait_for(
+                        lambda: pod.file("db").read_text().partition(":")[0] != username,
+                        timeout=20,
+                        message="a new database credential",
+                    )
+                    new_username, _, new_password = pod.file("db").read_text().partition(":")
+                    postgres.assert_accepts(new_username, new_password)
                     agent.terminate()
                     assert agent.wait(30) == 0, agent.logs()
                 kv_rendered = pod.file("kv").read_text() == "v1"
