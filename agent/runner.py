@@ -422,11 +422,12 @@ class Agent:
                     self._schedule_dependency(held.dependency)
         self._schedule_token()
 
-    def _token_lost(self, why: str) -> None:
+    def _token_lost(self, why: str) -> set[Dependency]:
         """Vault no longer accepts the token, so the leases it issued are gone too: log in
-        again (the token task) and issue those secrets anew (their tasks, right after)."""
+        again (the token task) and issue those secrets anew (their tasks, right after).
+        Returns the dependencies whose leases died with the token."""
         if self.token is None:
-            return
+            return set()
         lost = self.token
         logger.warning("Vault rejected the token (%s): logging in again", why)
         self.audit.event("error", operation="token", token=token_reference(lost.auth.accessor))
@@ -434,9 +435,11 @@ class Agent:
         self.vault.use_token(None)
         now = self.now()
         self.queue.set(TOKEN_TASK, now)
-        for dependency in self.store.forget_generation(lost.generation):
+        forgotten = set(self.store.forget_generation(lost.generation))
+        for dependency in forgotten:
             self.dep_plans.pop(dependency, None)
             self.queue.set(_dep_task(dependency), now + 0.01)
+        return forgotten
 
     def _ensure_token(self) -> None:
         if self.token is None:
@@ -740,7 +743,13 @@ class Agent:
                         raise FatalError(str(error)) from None
                     if isinstance(error, PermissionDenied):
                         if self._token_is_rejected():
-                            self._token_lost("a request was denied")
+                            gone = self._token_lost("a request was denied")
+                            # Files already written hold credentials that died with the token:
+                            # they are rendered again, so init never hands over a dead one.
+                            for other, state in self.templates.items():
+                                if other not in pending and state.rendered and state.uses & gone:
+                                    state.rendered = False
+                                    pending.append(other)
                         worst = self.retry.denied if worst is None else worst
                     elif isinstance(error, VaultUnavailable):
                         worst = self.retry.transient

@@ -816,6 +816,52 @@ def test_a_relogin_refused_during_the_first_render(
     postgres.assert_refuses(username, password)
 
 
+def test_init_renders_again_what_a_token_lost_mid_render_took_with_it(
+    database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """Init mode: the database credential is on disk when Vault stops accepting the token (it
+    was revoked behind the agent's back, and with it the credential). The agent logs in again
+    and must render that file again too, or init would exit 0 and hand the app a dead
+    credential."""
+    vault = database
+    name = unique_name("lost-mid-render")
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    vault.put_kv("secret", name, {"value": "v1"})
+    identity = make_identity(vault, kube, pod.root, policy=policy(name))
+    kv_read = f"/secret/data/{name}"
+    with FaultProxy(vault.url) as proxy:
+        proxy.delays[kv_read] = 5.0  # long enough to revoke the token the read carries
+        config = agent_config(
+            vault_url=proxy.url,
+            identity=identity,
+            pod=pod,
+            templates=db_and_kv_templates(pod, name),
+            lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=60.0),
+        )
+        with AgentProcess("init", config, pod.root) as agent:
+            wait_for(
+                lambda: any(kv_read in path for path in proxy.in_flight),
+                timeout=20,
+                message="the KV read held back",
+            )
+            first_user, _, first_password = pod.file("db").read_text().partition(":")
+            (accessor,) = vault.tokens_of_role(identity.role)
+            vault.revoke_accessor(accessor)
+            proxy.delays.clear()
+            assert agent.wait(30) == 0, agent.logs()
+            assert "Traceback" not in agent.logs()
+    user, _, password = pod.file("db").read_text().partition(":")
+    renewed = user != first_user
+    assert renewed, "the database file still holds the credential revoked with the token"
+    postgres.assert_accepts(user, password)
+    postgres.assert_refuses(first_user, first_password)
+    kv_rendered = pod.file("kv").read_text() == "v1"
+    assert kv_rendered
+    # The init handed its token over to a sidecar that will not come.
+    for left in vault.tokens_of_role(identity.role):
+        vault.revoke_accessor(left)
+
+
 def test_a_token_file_still_unreadable_at_the_relogins_retry_with_exit_on_error_is_fatal(
     database: VaultServer, postgres: PostgresServer, kube: FakeKubeApiServer, pod: PodDirs
 ) -> None:
