@@ -570,6 +570,53 @@ def jwt_with_a_foreign_signature(kube: FakeKubeApiServer, identity: AppIdentity)
     return claims.rpartition(".")[0] + "." + other.rpartition(".")[2]
 
 
+def _short_lived_sidecar_config(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs, name: str
+) -> tuple[AppIdentity, AgentConfig]:
+    """A sidecar with auth.exit_on_error, one database template, and a token that lives 24 s at
+    most: the re-login comes at about two thirds of that, and the old token and its lease would
+    live on for several seconds after it, past the checks of the tests that use this."""
+    vault.create_database_role(name, default_ttl=300, max_ttl=600)
+    identity = make_identity(
+        vault, kube, pod.root, policy=policy(name), token_ttl="10s", token_max_ttl="24s"
+    )
+    config = agent_config(
+        vault_url=vault.url,
+        identity=identity,
+        pod=pod,
+        templates=[db_and_kv_templates(pod, name)[0]],
+        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
+    )
+    return identity, replace(config, auth=replace(config.auth, exit_on_error=True))
+
+
+def _login_error_statuses(agent: AgentProcess) -> list[int | None]:
+    """The HTTP status of every failed login the agent audited (None: no answer was read)."""
+    return [
+        event.get("status") for event in agent.events("error") if event.get("operation") == "login"
+    ]
+
+
+def _assert_revoked_before_expiry(
+    agent: AgentProcess, vault: VaultServer, *, identity: AppIdentity, name: str, started: float
+) -> None:
+    """After a fatal exit: no token of the role and no lease of database/creds/<name> left, and
+    that while the first token (issued after ``started``, max TTL 24 s) could still have lived:
+    revoked, not expired."""
+    # Counts only: a failure message must not show an accessor or a lease id.
+    tokens_left = len(vault.tokens_of_role(identity.role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
+    # Vault revokes a revoked token's leases in the background, within a fraction of a second.
+    wait_for(
+        lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+        timeout=3,
+        message="the lease revoked",
+    )
+    assert len(agent.events("revoke")) >= 1
+    assert time.monotonic() < started + 24.0
+    assert "Traceback" not in agent.logs()
+
+
 @pytest.mark.parametrize(
     "refused_jwt",
     [
@@ -590,20 +637,7 @@ def test_a_relogin_refused_with_400_and_exit_on_error_revokes_what_the_agent_hol
     1, instead of retrying a login that cannot succeed until the token and the lease die."""
     vault = database
     name = unique_name("exit-on-400")
-    vault.create_database_role(name, default_ttl=300, max_ttl=600)
-    # The re-login comes at about two thirds of the token's max TTL; the old token and its
-    # lease would live on for several seconds after it, past the checks below.
-    identity = make_identity(
-        vault, kube, pod.root, policy=policy(name), token_ttl="10s", token_max_ttl="24s"
-    )
-    config = agent_config(
-        vault_url=vault.url,
-        identity=identity,
-        pod=pod,
-        templates=[db_and_kv_templates(pod, name)[0]],
-        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
-    )
-    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    identity, config = _short_lived_sidecar_config(vault, kube, pod, name)
     started = time.monotonic()  # the first token cannot outlive started + 24 s
     with AgentProcess("sidecar", config, pod.root) as sidecar:
         wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
@@ -614,22 +648,9 @@ def test_a_relogin_refused_with_400_and_exit_on_error_revokes_what_the_agent_hol
         # The projected token file now holds a JWT the role does not accept.
         identity.token_file.write_text(refused_jwt(kube, identity))
         assert sidecar.wait(40) == 1, sidecar.logs()
-        refusals = [event for event in sidecar.events("error") if event.get("operation") == "login"]
-        assert [event.get("status") for event in refusals] == [400]
-        # Counts only: a failure message must not show an accessor or a lease id.
-        tokens_left = len(vault.tokens_of_role(identity.role))
-        assert tokens_left == 0, f"tokens left: {tokens_left}"
-        # Vault revokes a revoked token's leases in the background, within a fraction of a second.
-        wait_for(
-            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
-            timeout=3,
-            message="the lease revoked",
-        )
-        assert len(sidecar.events("revoke")) >= 1
+        assert _login_error_statuses(sidecar) == [400]
+        _assert_revoked_before_expiry(sidecar, vault, identity=identity, name=name, started=started)
         postgres.assert_refuses(username, password)
-        # The checks above ran while the old token still had time to live: revoked, not expired.
-        assert time.monotonic() < started + 24.0
-        assert "Traceback" not in sidecar.logs()
 
 
 @pytest.mark.parametrize(
@@ -760,26 +781,23 @@ def test_a_relogin_refused_during_the_first_render(
             proxy.delays.clear()
             swapped = time.monotonic()
 
-            def login_statuses() -> list[int | None]:
-                return [
-                    event.get("status")
-                    for event in agent.events("error")
-                    if event.get("operation") == "login"
-                ]
-
             if exit_on_error:
                 # Before, the refused re-login was retried until the init timeout (60 s).
                 assert agent.wait(30) == 1, agent.logs()
                 assert time.monotonic() - swapped < 30.0
                 if unreadable:
                     # The first failed read was retried; the second was fatal.
-                    statuses = login_statuses()
+                    statuses = _login_error_statuses(agent)
                     assert len(statuses) >= 2, len(statuses)
                     assert set(statuses) == {None}, statuses
                 else:
-                    assert login_statuses() == [400]
+                    assert _login_error_statuses(agent) == [400]
             else:
-                wait_for(lambda: 400 in login_statuses(), timeout=30, message="a refused login")
+                wait_for(
+                    lambda: 400 in _login_error_statuses(agent),
+                    timeout=30,
+                    message="a refused login",
+                )
                 assert agent.running(), agent.logs()
                 replace_atomically(identity.token_file, good_jwt)
                 if mode == "init":
@@ -871,20 +889,7 @@ def test_a_token_file_still_unreadable_at_the_relogins_retry_with_exit_on_error_
     then exits 1, instead of retrying until the token and the lease die under the app."""
     vault = database
     name = unique_name("no-sa-token")
-    vault.create_database_role(name, default_ttl=300, max_ttl=600)
-    # The re-login comes at about two thirds of the token's max TTL; the old token and its
-    # lease would live on for several seconds after it, past the checks below.
-    identity = make_identity(
-        vault, kube, pod.root, policy=policy(name), token_ttl="10s", token_max_ttl="24s"
-    )
-    config = agent_config(
-        vault_url=vault.url,
-        identity=identity,
-        pod=pod,
-        templates=[db_and_kv_templates(pod, name)[0]],
-        lifecycle=LifecycleConfig(revoke_grace_seconds=0.0, init_timeout_seconds=20.0),
-    )
-    config = replace(config, auth=replace(config.auth, exit_on_error=True))
+    identity, config = _short_lived_sidecar_config(vault, kube, pod, name)
     started = time.monotonic()  # the first token cannot outlive started + 24 s
     with AgentProcess("sidecar", config, pod.root) as sidecar:
         wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
@@ -893,26 +898,11 @@ def test_a_token_file_still_unreadable_at_the_relogins_retry_with_exit_on_error_
         identity.token_file.unlink()
         # Before, the unreadable file was retried with the login backoff until the token died.
         assert sidecar.wait(40) == 1, sidecar.logs()
-        statuses = [
-            event.get("status")
-            for event in sidecar.events("error")
-            if event.get("operation") == "login"
-        ]
+        statuses = _login_error_statuses(sidecar)
         assert len(statuses) >= 2, len(statuses)
         assert set(statuses) == {None}, statuses
-        # Counts only: a failure message must not show an accessor or a lease id.
-        tokens_left = len(vault.tokens_of_role(identity.role))
-        assert tokens_left == 0, f"tokens left: {tokens_left}"
-        wait_for(
-            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
-            timeout=3,
-            message="the lease revoked",
-        )
-        assert len(sidecar.events("revoke")) >= 1
+        _assert_revoked_before_expiry(sidecar, vault, identity=identity, name=name, started=started)
         postgres.assert_refuses(username, password)
-        # The checks above ran while the old token still had time to live: revoked, not expired.
-        assert time.monotonic() < started + 24.0
-        assert "Traceback" not in sidecar.logs()
 
 
 def test_a_token_file_unreadable_once_at_a_relogin_with_exit_on_error_is_retried(
