@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from agent.audit import Audit
-from agent.config import PodIdentity
+from agent.config import AgentConfig, PodIdentity
 from agent.metrics import Expiry, Metrics, MetricsError, params_label, parse_loopback_address
 from tests.agent.conftest import make_identity
 from tests.agent.harness import AgentProcess, PodDirs, agent_config, template, wait_for
@@ -180,22 +180,14 @@ def seconds_remaining_series(text: str) -> list[str]:
     ]
 
 
-@pytest.mark.slow
-def test_one_path_asked_with_different_parameters_gets_one_series_per_credential(
-    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
-) -> None:
-    """Three certificates from the one PKI role ``pki/issue/app``: two ``pkiCert`` calls with
-    different common names and a ``secret`` write with the first one's parameters. Each is a
-    credential of its own with its own expiry, so each has its own series: the same labels
-    twice would make one overwrite the other. The parameters appear only as a hash."""
+def _pki_sidecar_with_metrics(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs, calls: dict[str, str]
+) -> tuple[AgentConfig, int]:
+    """A sidecar config with one template per call (name -> template function call) on the PKI
+    role ``pki/issue/app``, serving metrics on a free loopback port (returned with it)."""
     identity = make_identity(
         vault, kube, pod.root, policy='path "pki/issue/app" { capabilities = ["update"] }'
     )
-    calls = {
-        "cert-a": 'pkiCert "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
-        "cert-b": 'pkiCert "pki/issue/app" "common_name=b.example.test" "ttl=20m"',
-        "written-a": 'secret "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
-    }
     templates = [
         template(pod, name, "pki/issue/app", f"{{{{ with {call} }}}}issued{{{{ end }}}}")
         for name, call in calls.items()
@@ -208,6 +200,23 @@ def test_one_path_asked_with_different_parameters_gets_one_series_per_credential
         templates=templates,
         metrics_address=f"127.0.0.1:{port}",
     )
+    return config, port
+
+
+@pytest.mark.slow
+def test_one_path_asked_with_different_parameters_gets_one_series_per_credential(
+    vault: VaultServer, kube: FakeKubeApiServer, pod: PodDirs
+) -> None:
+    """Three certificates from the one PKI role ``pki/issue/app``: two ``pkiCert`` calls with
+    different common names and a ``secret`` write with the first one's parameters. Each is a
+    credential of its own with its own expiry, so each has its own series: the same labels
+    twice would make one overwrite the other. The parameters appear only as a hash."""
+    calls = {
+        "cert-a": 'pkiCert "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
+        "cert-b": 'pkiCert "pki/issue/app" "common_name=b.example.test" "ttl=20m"',
+        "written-a": 'secret "pki/issue/app" "common_name=a.example.test" "ttl=10m"',
+    }
+    config, port = _pki_sidecar_with_metrics(vault, kube, pod, calls)
     with AgentProcess("sidecar", config, pod.root) as sidecar:
         wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -230,25 +239,11 @@ def test_rotations_of_different_calls_on_one_path_are_counted_apart_and_join_sec
     each certificate short-lived, so the real sidecar issues each anew (at about two thirds of
     its life). Each call's rotations count on a series of its own, whose (path, params) labels are
     those of the call's ``vsi_agent_seconds_remaining`` series: the two metrics can be joined."""
-    identity = make_identity(
-        vault, kube, pod.root, policy='path "pki/issue/app" { capabilities = ["update"] }'
-    )
     calls = {
         "cert-a": 'pkiCert "pki/issue/app" "common_name=a.example.test" "ttl=6s"',
         "cert-b": 'pkiCert "pki/issue/app" "common_name=b.example.test" "ttl=6s"',
     }
-    templates = [
-        template(pod, name, "pki/issue/app", f"{{{{ with {call} }}}}issued{{{{ end }}}}")
-        for name, call in calls.items()
-    ]
-    port = free_loopback_port()
-    config = agent_config(
-        vault_url=vault.url,
-        identity=identity,
-        pod=pod,
-        templates=templates,
-        metrics_address=f"127.0.0.1:{port}",
-    )
+    config, port = _pki_sidecar_with_metrics(vault, kube, pod, calls)
 
     def scrape_after_two_rotated() -> str | None:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
