@@ -23,7 +23,7 @@ from webhook.annotations import (
 from webhook.injection import InjectionError, inject, should_inject
 from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
-from webhook.wire import encode_patch
+from webhook.wire import encode_json
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class Reviewer:
                 warnings=list(result.warnings),
             )
         operations = diff(pod, mutated)
-        patch = base64.b64encode(encode_patch(operations)).decode("ascii")
+        patch = base64.b64encode(encode_json(operations)).decode("ascii")
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
         )

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import logs, metrics
 from webhook.admission import Reviewer, ReviewError
-from webhook.wire import NotJsonError, decode_request, encode_review
+from webhook.wire import NotJsonError, decode_request, encode_json
 
 logger = logging.getLogger(__name__)
 
@@ -135,4 +135,4 @@ def _mutate(reviewer: Reviewer, started: float) -> Response:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             },
         )
-    return Response(encode_review(outcome.review), mimetype=JSON_TYPE)
+    return Response(encode_json(outcome.review), mimetype=JSON_TYPE)

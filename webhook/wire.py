@@ -7,7 +7,7 @@ back to the stdlib for what orjson does not do alike:
   reads or refuses with its reason. Either way the reading is strict: RFC 8259 has no NaN or
   Infinity (Python's json accepts both, and a number too large for a float becomes infinity),
   and a patch must not carry what JSON cannot say;
-- out, whatever orjson refuses (integers beyond 64 bits, lone surrogates, keys that are not
+- out (the patch and the answer), whatever orjson refuses (integers beyond 64 bits, lone surrogates, keys that are not
   strings) is written by the stdlib, so every pod gets its patch. Both write the same JSON
   values; only the spelling may differ (orjson writes non-ASCII text as UTF-8, not as escapes).
 """
@@ -63,18 +63,10 @@ def decode_request(body: bytes) -> Any:
     return _DECODER.decode(text)
 
 
-def encode_review(review: Mapping[str, Any]) -> bytes:
-    """The AdmissionReview answer as compact JSON (UTF-8); orjson copies the base64 patch, the
-    bulk of it, at memory speed."""
+def encode_json(value: Mapping[str, Any] | list[dict[str, Any]]) -> bytes:
+    """The answer or the patch as compact JSON (UTF-8); orjson copies the base64 patch, the bulk
+    of an answer, at memory speed."""
     try:
-        return orjson.dumps(review)
+        return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return _FALLBACK_ENCODER.encode(review).encode()
-
-
-def encode_patch(operations: list[dict[str, Any]]) -> bytes:
-    """The operations as compact JSON (UTF-8)."""
-    try:
-        return orjson.dumps(operations)
-    except orjson.JSONEncodeError:
-        return _FALLBACK_ENCODER.encode(operations).encode()
+        return _FALLBACK_ENCODER.encode(value).encode()
