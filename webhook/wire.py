@@ -7,9 +7,10 @@ back to the stdlib for what orjson does not do alike:
   reads or refuses with its reason. Either way the reading is strict: RFC 8259 has no NaN or
   Infinity (Python's json accepts both, and a number too large for a float becomes infinity),
   and a patch must not carry what JSON cannot say;
-- out (the patch and the answer), whatever orjson refuses (integers beyond 64 bits, lone surrogates, keys that are not
-  strings) is written by the stdlib, so every pod gets its patch. Both write the same JSON
-  values; only the spelling may differ (orjson writes non-ASCII text as UTF-8, not as escapes).
+- out (the patch and the answer), whatever orjson refuses (integers beyond 64 bits, lone
+  surrogates, keys that are not strings) is written by the stdlib, so every pod gets its patch.
+  Both write the same JSON values; only the spelling may differ (orjson writes non-ASCII text as
+  UTF-8, not as escapes).
 """
 
 from __future__ import annotations
