@@ -137,17 +137,19 @@ class Reviewer:
         self._parser = SpecParser(settings)
 
     def settings_errors(self) -> tuple[str, ...]:
-        """SpecParser.settings_errors, plus what only the injection finds (a default
-        agent-json-patch that does not apply to the agent's container): the errors the
-        settings alone would give every pod."""
+        """The errors the settings alone would give every pod: SpecParser.settings_errors, and
+        those of the default annotations, found by reading and injecting PROBE_POD (so a default
+        agent-json-patch that does not apply to the agent's container is one)."""
         errors = list(self._parser.settings_errors())
+        # Every other default annotation, read and injected as a plain pod would be.
         probe = self._parser.parse(PROBE_POD, namespace="default")
+        found = list(probe.errors)
         if probe.spec is not None:
             try:
                 inject(PROBE_POD, probe.spec)
             except InjectionError as error:
-                found = self._parser.default_annotation_errors(error.problems)
-                errors += [problem for problem in found if problem not in errors]
+                found += error.problems
+        errors += [e for e in self._parser.default_annotation_errors(found) if e not in errors]
         return tuple(errors)
 
     def review(self, document: Any) -> ReviewOutcome:

@@ -520,13 +520,13 @@ class SpecParser:
 
     def settings_errors(self) -> tuple[str, ...]:
         """Errors the settings alone cause (a proxy address without a scheme, a default
-        annotation's bad value): every pod that does not override them is refused with them."""
+        annotation's bad value): every pod that does not override them is refused with them.
+        The Vault connection and lifecycle sections only; Reviewer.settings_errors adds the
+        other default annotations, read and injected as PROBE_POD."""
         sections = (self.vault_connection, self.lifecycle)
-        errors = [error for section in sections if section is not None for error in section.errors]
-        # Every other default annotation, read as a plain pod would read it.
-        probe = self.parse(PROBE_POD, namespace="default")
-        errors += [e for e in self.default_annotation_errors(probe.errors) if e not in errors]
-        return tuple(errors)
+        return tuple(
+            error for section in sections if section is not None for error in section.errors
+        )
 
     def default_annotation_errors(self, errors: Iterable[str]) -> list[str]:
         """Those of ``errors`` (of PROBE_POD) that name a default annotation judged at start

@@ -15,6 +15,7 @@ from tests.webhook.support import (
     app_container,
     make_pod,
 )
+from webhook.admission import Reviewer
 from webhook.annotations import (
     FIXED_KEYS,
     PARAMETER_GROUPS,
@@ -742,7 +743,7 @@ def test_default_annotations_refuse_deciding_and_unknown_keys() -> None:
 def test_a_default_annotation_that_would_refuse_every_pod_is_a_settings_error(
     defaults: dict[str, str], named: str
 ) -> None:
-    errors = SpecParser(replace(SETTINGS, default_annotations=defaults)).settings_errors()
+    errors = Reviewer(replace(SETTINGS, default_annotations=defaults)).settings_errors()
     assert len(errors) == 1, errors
     assert errors[0].startswith("vault.hashicorp.com/" + named)
 
@@ -772,7 +773,7 @@ def test_a_default_annotation_that_would_refuse_every_pod_is_a_settings_error(
 def test_defaults_judged_only_pod_by_pod_or_fine_are_no_settings_error(
     defaults: dict[str, str],
 ) -> None:
-    assert SpecParser(replace(SETTINGS, default_annotations=defaults)).settings_errors() == ()
+    assert Reviewer(replace(SETTINGS, default_annotations=defaults)).settings_errors() == ()
 
 
 @pytest.mark.parametrize(
