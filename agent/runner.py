@@ -744,12 +744,7 @@ class Agent:
                     if isinstance(error, PermissionDenied):
                         if self._token_is_rejected():
                             gone = self._token_lost("a request was denied")
-                            # Files already written hold credentials that died with the token:
-                            # they are rendered again, so init never hands over a dead one.
-                            for other, state in self.templates.items():
-                                if other not in pending and state.rendered and state.uses & gone:
-                                    state.rendered = False
-                                    pending.append(other)
+                            pending += self._unrender_users_of(gone, besides=pending)
                         worst = self.retry.denied if worst is None else worst
                     elif isinstance(error, VaultUnavailable):
                         worst = self.retry.transient
@@ -767,6 +762,17 @@ class Agent:
         return (
             all(state.rendered for state in self.templates.values()) and not self.stopping.is_set()
         )
+
+    def _unrender_users_of(self, gone: set[Dependency], *, besides: list[str]) -> list[str]:
+        """Templates already written with credentials that died with a lost token (``gone``),
+        marked unrendered so the first render writes them again: init must never hand over a
+        dead credential. ``besides``: the ones still pending anyway."""
+        again = []
+        for name, state in self.templates.items():
+            if name not in besides and state.rendered and state.uses & gone:
+                state.rendered = False
+                again.append(name)
+        return again
 
     def _note_initial_failure(self, name: str, error: VaultError) -> None:
         if not isinstance(error, BackingOff):
