@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
-from webhook.server import MULTIPROCESS_ENV, metrics_directory
+from webhook.server import MULTIPROCESS_ENV, metrics_directory, webhook_app_factory
+from webhook.settings import Settings
 
 
 def test_a_metrics_directory_made_for_the_server_is_removed_when_it_stops(
@@ -49,3 +52,19 @@ def test_a_worker_leaving_the_block_leaves_the_directory_to_the_server(
         if os.getpid() != server:
             os._exit(0)  # the worker, once out of the block
     assert not Path(directory).exists()
+
+
+def test_a_worker_builds_its_app_and_then_freezes_what_start_up_made() -> None:
+    settings = Settings.from_env({"AGENT_INJECT_VAULT_ADDR": "https://vault:8200"})
+    root_handlers = list(logging.getLogger().handlers)
+    assert gc.get_freeze_count() == 0
+    try:
+        app = webhook_app_factory(settings)()
+        assert gc.get_freeze_count() > 1000
+        # gc.get_objects lists what collections walk: the app's routes are no longer among them.
+        routes = app.view_functions
+        assert "mutate" in routes
+        assert not any(candidate is routes for candidate in gc.get_objects())
+    finally:
+        gc.unfreeze()
+        logging.getLogger().handlers[:] = root_handlers
