@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from webhook.server import MULTIPROCESS_ENV, metrics_directory, webhook_app_factory
 from webhook.settings import Settings
@@ -60,6 +61,7 @@ def test_a_worker_builds_its_app_and_then_freezes_what_start_up_made() -> None:
     assert gc.get_freeze_count() == 0
     try:
         app = webhook_app_factory(settings)()
+        assert isinstance(app, Flask)
         assert gc.get_freeze_count() > 1000
         # gc.get_objects lists what collections walk: the app's routes are no longer among them.
         routes = app.view_functions
