@@ -540,14 +540,16 @@ class SpecParser:
         ]
 
 
+# A pod is decoded JSON, whose objects are dicts: isinstance(value, dict) is a type check,
+# Mapping's an ABC lookup.
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _dict_list(value: Any) -> list[Mapping[str, Any]]:
     if not isinstance(value, list):
         return []
-    return [item for item in value if isinstance(item, Mapping)]
+    return [item for item in value if isinstance(item, dict)]
 
 
 class _Parser:

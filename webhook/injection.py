@@ -44,11 +44,12 @@ class InjectionError(ValueError):
         super().__init__("; ".join(problems))
 
 
+# The pod is decoded JSON: its objects are dicts (a cheaper check than Mapping's ABC).
 def should_inject(pod: Mapping[str, Any]) -> Decision:
     """vault-k8s's rules: opt-in annotation, not yet injected, pod not already running."""
     metadata = pod.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    if not isinstance(annotations, Mapping):
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
         annotations = {}
     raw = annotations.get(AGENT_INJECT)
     if raw is None:
@@ -69,7 +70,7 @@ def should_inject(pod: Mapping[str, Any]) -> Decision:
     if str(annotations.get(AGENT_INJECT_STATUS, "")).strip() == STATUS_INJECTED:
         return Decision("skip", "already injected")
     status = pod.get("status")
-    phase = status.get("phase") if isinstance(status, Mapping) else None
+    phase = status.get("phase") if isinstance(status, dict) else None
     if phase not in (None, "", "Pending"):
         return Decision("skip", f"pod phase is {phase}")
     return Decision("inject", "requested")
@@ -78,14 +79,14 @@ def should_inject(pod: Mapping[str, Any]) -> Decision:
 def structure_problems(pod: Mapping[str, Any]) -> list[str]:
     """Shapes the injection relies on; the API server validates the rest after admission."""
     spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         return ["spec: expected an object"]
     problems = []
     for field in ("containers", "initContainers", "volumes"):
         items = spec.get(field)
         if items is None and field != "containers":
             continue
-        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             problems.append(f"spec.{field}: expected a list of objects")
             continue
         for item in items:
@@ -94,14 +95,14 @@ def structure_problems(pod: Mapping[str, Any]) -> list[str]:
                 break
             mounts = item.get("volumeMounts")
             if mounts is not None and (
-                not isinstance(mounts, list) or not all(isinstance(m, Mapping) for m in mounts)
+                not isinstance(mounts, list) or not all(isinstance(m, dict) for m in mounts)
             ):
                 problems.append(f"spec.{field}[{item['name']}].volumeMounts: expected a list")
                 break
     metadata = pod.get("metadata")
-    if metadata is not None and not isinstance(metadata, Mapping):
+    if metadata is not None and not isinstance(metadata, dict):
         problems.append("metadata: expected an object")
-    elif isinstance(metadata, Mapping) and not isinstance(metadata.get("annotations", {}), Mapping):
+    elif isinstance(metadata, dict) and not isinstance(metadata.get("annotations", {}), dict):
         problems.append("metadata.annotations: expected an object")
     return problems
 
