@@ -248,6 +248,9 @@ def validate(config: AgentConfig) -> list[str]:
         problems.append("auth.max_backoff_seconds: must not be below auth.min_backoff_seconds")
     seen_names: set[str] = set()
     seen_destinations: set[str] = set()
+    # A rendered file must not overwrite the agent's own files.
+    private = posixpath.join(config.state_dir, "")
+    agent_files = (config.token_sink, config.readiness_file)
     for index, template in enumerate(config.templates):
         where = f"templates[{index}]"
         if not template.name:
@@ -283,12 +286,7 @@ def validate(config: AgentConfig) -> list[str]:
                 )
             if not template.signal.process_name:
                 problems.append(f"{where}.signal.process_name: must not be empty")
-        # A rendered file must not overwrite the agent's own files.
-        private = posixpath.join(config.state_dir, "")
-        if template.destination.startswith(private) or template.destination in (
-            config.token_sink,
-            config.readiness_file,
-        ):
+        if template.destination.startswith(private) or template.destination in agent_files:
             problems.append(
                 f"{where}.destination: must not be in state_dir or be token_sink or readiness_file"
             )

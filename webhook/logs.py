@@ -134,9 +134,11 @@ def info(logger: logging.Logger, message: str, context: Mapping[str, object]) ->
         message=message,
         context=context,
     )
+    # StreamHandler.emit's write and flush, without taking the lock a second time in flush.
     with handler.lock or nullcontext():
-        handler.stream.write(line + handler.terminator)
-        handler.flush()
+        stream = handler.stream
+        stream.write(line + handler.terminator)
+        stream.flush()
 
 
 def configure(level: str = "info", log_format: str = "json", stream: TextIO | None = None) -> None:
