@@ -115,7 +115,10 @@ def test_database_credentials_rotate_with_a_third_of_their_lifetime_left(
         assert credentials_seen >= 3, sidecar.logs()
         assert len(rotations) >= 2
         for rotation in rotations:
-            assert rotation["old_lifetime"] >= max_ttl - 1.5  # Vault counts whole seconds
+            # Near the max TTL, far above the 4s a lease never renewed would live: Vault counts
+            # whole seconds, and the agent's clock starts when the answer arrives, which on a
+            # loaded machine was 10.3 s after a 12 s issue (the 1.5 s margin failed there).
+            assert rotation["old_lifetime"] >= max_ttl - 2.5
             assert rotation["old_seconds_left"] >= FRACTION * max_ttl - 0.5
         renewals = [line for line in sidecar.events("renew") if line["kind"] == "lease"]
         assert renewals, "renewable leases are renewed before they are replaced"
