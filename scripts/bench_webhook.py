@@ -389,6 +389,8 @@ def main() -> int:
     arguments = parser.parse_args()
     load_before = load_average()
     rows: dict[tuple[str, int], Result] = {}
+    # Each round's request count per row, for the spread of the ratio between rounds.
+    requests_by_round: dict[tuple[str, int], list[int]] = {}
     # "mutate" is the webhook as its image ships it, compiled with mypyc (scripts/compiled.py);
     # "mutate-pure" is the same source run by the interpreter, as in the repository.
     try:
@@ -445,6 +447,7 @@ def main() -> int:
                         ca_file=str(tls.ca_file),
                         expect=expect,
                     )
+                    requests_by_round.setdefault((name, concurrency), []).append(result.requests)
                     earlier = rows.get((name, concurrency))
                     rows[(name, concurrency)] = result if earlier is None else earlier + result
     print(
@@ -487,7 +490,16 @@ def main() -> int:
         for concurrency in arguments.concurrency:
             mutate, floor = rows[(name, concurrency)], rows[("floor", concurrency)]
             ratio = mutate.requests / floor.requests if floor.requests else 0.0
-            verdicts.append(f"c={concurrency}: {name}/floor throughput {ratio:.0%}")
+            verdict = f"c={concurrency}: {name}/floor throughput {ratio:.0%}"
+            if arguments.rounds > 1:
+                pairs = zip(
+                    requests_by_round[(name, concurrency)],
+                    requests_by_round[("floor", concurrency)],
+                    strict=True,
+                )
+                each = ", ".join(f"{m / f:.0%}" if f else "-" for m, f in pairs)
+                verdict += f" (rounds: {each})"
+            verdicts.append(verdict)
         print("; ".join(verdicts))
     if 16 in arguments.concurrency:
         p99 = percentile(rows[("mutate", 16)].latencies_ms, 0.99)
