@@ -84,17 +84,22 @@ def test_other_addresses_are_refused(address: str) -> None:
         parse_loopback_address(address)
 
 
-def test_metrics_show_seconds_left_and_counters() -> None:
+def _scrape(metrics: Metrics) -> str:
+    """What Prometheus would read: the metrics served on a free loopback port, fetched once."""
     port = free_loopback_port()
+    metrics.serve(f"127.0.0.1:{port}")
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        metrics.close()
+
+
+def test_metrics_show_seconds_left_and_counters() -> None:
     metrics = Metrics()
     now = time.monotonic()
     metrics.watch(lambda: [Expiry("lease", "database/creds/app", now + 100.0)], lambda: 42)
     metrics.count("renewals", "lease")
-    metrics.serve(f"127.0.0.1:{port}")
-    try:
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    finally:
-        metrics.close()
+    text = _scrape(metrics)
     line = next(
         line for line in text.splitlines() if line.startswith("vsi_agent_seconds_remaining{")
     )
@@ -113,7 +118,6 @@ def test_rotations_are_counted_by_path_and_params() -> None:
     """``vsi_agent_rotations_total`` has the labels that ``vsi_agent_seconds_remaining`` uses to
     tell calls on one path apart: each call counts on its own series, and a label missing is a
     bug (it would merge series), not an empty label."""
-    port = free_loopback_port()
     metrics = Metrics()
     issue_a = params_label("pkiCert", (("common_name", "a.example.test"),))
     issue_b = params_label("pkiCert", (("common_name", "b.example.test"),))
@@ -123,11 +127,7 @@ def test_rotations_are_counted_by_path_and_params() -> None:
     metrics.count("rotations", "database/creds/app", params_label("secret", ()))
     with pytest.raises(ValueError, match="label values"):
         metrics.count("rotations", "pki/issue/app")
-    metrics.serve(f"127.0.0.1:{port}")
-    try:
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    finally:
-        metrics.close()
+    text = _scrape(metrics)
     assert rotation_series(text) == {
         ("pki/issue/app", issue_a): 2.0,
         ("pki/issue/app", issue_b): 1.0,

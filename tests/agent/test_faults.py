@@ -524,9 +524,7 @@ def test_a_refused_relogin_with_exit_on_error_revokes_what_the_agent_holds_then_
         ),
     )
     with AgentProcess("sidecar", config, pod.root) as sidecar:
-        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
-        username, _, password = pod.file("db").read_text().partition(":")
-        postgres.assert_accepts(username, password)
+        username, password = _wait_for_working_database_credentials(sidecar, pod, postgres)
         tokens = len(vault.tokens_of_role(name))
         assert tokens == 1, f"tokens: {tokens}"
         # The projected token is rotated to one for a ServiceAccount the role does not allow.
@@ -568,6 +566,17 @@ def jwt_with_a_foreign_signature(kube: FakeKubeApiServer, identity: AppIdentity)
     )
     other = kube.issue_token(identity.namespace, "other", audiences=["vault"], lifetime=lifetime)
     return claims.rpartition(".")[0] + "." + other.rpartition(".")[2]
+
+
+def _wait_for_working_database_credentials(
+    sidecar: AgentProcess, pod: PodDirs, postgres: PostgresServer
+) -> tuple[str, str]:
+    """The sidecar's first render is on disk and the app can log in with the database
+    credentials it wrote; returns them (username, password) for the checks after revocation."""
+    wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
+    username, _, password = pod.file("db").read_text().partition(":")
+    postgres.assert_accepts(username, password)
+    return username, password
 
 
 def _short_lived_sidecar_config(
@@ -640,9 +649,7 @@ def test_a_relogin_refused_with_400_and_exit_on_error_revokes_what_the_agent_hol
     identity, config = _short_lived_sidecar_config(vault, kube, pod, name)
     started = time.monotonic()  # the first token cannot outlive started + 24 s
     with AgentProcess("sidecar", config, pod.root) as sidecar:
-        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
-        username, _, password = pod.file("db").read_text().partition(":")
-        postgres.assert_accepts(username, password)
+        username, password = _wait_for_working_database_credentials(sidecar, pod, postgres)
         tokens = len(vault.tokens_of_role(identity.role))
         assert tokens == 1, f"tokens: {tokens}"
         # The projected token file now holds a JWT the role does not accept.
@@ -892,9 +899,7 @@ def test_a_token_file_still_unreadable_at_the_relogins_retry_with_exit_on_error_
     identity, config = _short_lived_sidecar_config(vault, kube, pod, name)
     started = time.monotonic()  # the first token cannot outlive started + 24 s
     with AgentProcess("sidecar", config, pod.root) as sidecar:
-        wait_for(lambda: sidecar.events("ready"), timeout=20, message="first render")
-        username, _, password = pod.file("db").read_text().partition(":")
-        postgres.assert_accepts(username, password)
+        username, password = _wait_for_working_database_credentials(sidecar, pod, postgres)
         identity.token_file.unlink()
         # Before, the unreadable file was retried with the login backoff until the token died.
         assert sidecar.wait(40) == 1, sidecar.logs()
