@@ -568,6 +568,21 @@ def jwt_with_a_foreign_signature(kube: FakeKubeApiServer, identity: AppIdentity)
     return claims.rpartition(".")[0] + "." + other.rpartition(".")[2]
 
 
+def _assert_no_token_or_lease_left(
+    vault: VaultServer, role: str, name: str, *, timeout: float
+) -> None:
+    """No token of ``role`` and, within ``timeout``, no lease of database/creds/<name> left."""
+    # Counts only: a failure message must not show an accessor or a lease id.
+    tokens_left = len(vault.tokens_of_role(role))
+    assert tokens_left == 0, f"tokens left: {tokens_left}"
+    # Vault revokes a revoked token's leases in the background, within a fraction of a second.
+    wait_for(
+        lambda: len(vault.leases(f"database/creds/{name}")) == 0,
+        timeout=timeout,
+        message="the leases revoked",
+    )
+
+
 def _wait_for_working_database_credentials(
     sidecar: AgentProcess, pod: PodDirs, postgres: PostgresServer
 ) -> tuple[str, str]:
@@ -612,15 +627,7 @@ def _assert_revoked_before_expiry(
     """After a fatal exit: no token of the role and no lease of database/creds/<name> left, and
     that while the first token (issued after ``started``, max TTL 24 s) could still have lived:
     revoked, not expired."""
-    # Counts only: a failure message must not show an accessor or a lease id.
-    tokens_left = len(vault.tokens_of_role(identity.role))
-    assert tokens_left == 0, f"tokens left: {tokens_left}"
-    # Vault revokes a revoked token's leases in the background, within a fraction of a second.
-    wait_for(
-        lambda: len(vault.leases(f"database/creds/{name}")) == 0,
-        timeout=3,
-        message="the lease revoked",
-    )
+    _assert_no_token_or_lease_left(vault, identity.role, name, timeout=3)
     assert len(agent.events("revoke")) >= 1
     assert time.monotonic() < started + 24.0
     assert "Traceback" not in agent.logs()
@@ -830,14 +837,7 @@ def test_a_relogin_refused_during_the_first_render(
         for accessor in vault.tokens_of_role(identity.role):
             vault.revoke_accessor(accessor)
     if exit_on_error or mode == "sidecar":
-        # Counts only: a failure message must not show an accessor or a lease id.
-        tokens_left = len(vault.tokens_of_role(identity.role))
-        assert tokens_left == 0, f"tokens left: {tokens_left}"
-        wait_for(
-            lambda: len(vault.leases(f"database/creds/{name}")) == 0,
-            timeout=5,
-            message="the leases revoked",
-        )
+        _assert_no_token_or_lease_left(vault, identity.role, name, timeout=5)
     postgres.assert_refuses(username, password)
 
 
