@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from webhook.annotations import (
     PROBE_POD,
@@ -76,18 +75,35 @@ class AdmissionReview(TypedDict):
     response: AdmissionResponse
 
 
-@dataclass(frozen=True)
 class ReviewOutcome:
-    """The answer, plus what the HTTP layer records in metrics and logs."""
+    """The answer, plus what the HTTP layer records in metrics and logs. A plain class, not a
+    frozen dataclass, as the spec's classes are (see webhook.annotations)."""
 
-    review: AdmissionReview
+    review: Final[AdmissionReview]
     # "injected", "refused", "skipped" or "ignored" (not a pod creation).
-    result: str
-    namespace: str
+    result: Final[str]
+    namespace: Final[str]
     # The InjectionMode when injected, else "".
-    kind: str = ""
-    detail: str = ""
-    pod: str = ""
+    kind: Final[str]
+    detail: Final[str]
+    pod: Final[str]
+
+    def __init__(
+        self,
+        review: AdmissionReview,
+        result: str,
+        namespace: str,
+        *,
+        kind: str = "",
+        detail: str = "",
+        pod: str = "",
+    ) -> None:
+        self.review = review
+        self.result = result
+        self.namespace = namespace
+        self.kind = kind
+        self.detail = detail
+        self.pod = pod
 
 
 # Decoded JSON has dicts for objects: the checks below ask for dict, not Mapping, whose

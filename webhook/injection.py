@@ -6,8 +6,7 @@ Pure: no I/O. The original pod is never modified; the caller diffs original agai
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from webhook.annotations import (
     AGENT_INJECT,
@@ -30,12 +29,18 @@ STATUS_INJECTED = "injected"
 Verdict = Literal["inject", "skip", "refuse"]
 
 
-@dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
-    reason: str
+    """Plain class, not a frozen dataclass, like the spec's classes (see webhook.annotations)."""
+
+    verdict: Final[Verdict]
+    reason: Final[str]
     # Worth telling the pod author (kubectl prints admission warnings): silent non-injection.
-    warn: bool = False
+    warn: Final[bool]
+
+    def __init__(self, verdict: Verdict, reason: str, warn: bool = False) -> None:
+        self.verdict = verdict
+        self.reason = reason
+        self.warn = warn
 
 
 class InjectionError(ValueError):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import webhook.annotations
 from tests.webhook.support import (
     SETTINGS,
     annotated,
@@ -375,6 +376,19 @@ def test_plain_http_on_loopback_is_not_flagged(address: str) -> None:
 
 def test_a_clean_pod_gets_no_warnings() -> None:
     assert parse_pod().warnings == ()
+
+
+def test_the_compiled_spec_cannot_be_changed_once_parsed() -> None:
+    """The spec's attributes are Final: mypy --strict refuses an assignment in the source, and
+    the build the image ships (mypyc) refuses it at run time, which this checks."""
+    if not webhook.annotations.__file__ or webhook.annotations.__file__.endswith(".py"):
+        pytest.skip("pure Python build: Final is enforced by mypy --strict, not at run time")
+    spec = spec_of()
+    with pytest.raises(AttributeError):
+        spec.mode = "init-only"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        spec.token_volume.mount_path = "/elsewhere"  # type: ignore[misc]
+    assert spec.mode == "init-and-sidecar"
 
 
 def test_defaults_are_those_of_vault_k8s_where_compatible_and_lean_where_not() -> None:
