@@ -16,9 +16,31 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# A shared value asks for the process id at every increment, to notice a fork; os.getpid is a
+# system call each time (glibc stopped caching it), three per admission. This is the same id,
+# kept in memory and refreshed in every child that os.fork makes (gunicorn forks its workers
+# that way), so it answers what os.getpid would.
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid  # noqa: PLW0603 - the one cached value, written only here
+    _pid = os.getpid()
+
+
+def process_id() -> int:
+    return _pid
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+if os.environ.get(MULTIPROCESS_ENV):
+    # Before the first metric below is made: each takes its value class from here.
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_id)  # type: ignore[no-untyped-call]
 
 REQUEST_SECONDS = Histogram(
     "vsi_webhook_request_duration_seconds",
