@@ -8,7 +8,6 @@ allowed untouched. Pure: the caller does the I/O and the metrics.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Mapping
 from typing import Any, Final, NotRequired, TypedDict
@@ -22,7 +21,7 @@ from webhook.annotations import (
 from webhook.injection import InjectionError, inject, should_inject
 from webhook.patch import diff
 from webhook.settings import Settings, SettingsError
-from webhook.wire import encode_json
+from webhook.wire import encode_patch
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +231,7 @@ class Reviewer:
                 warnings=list(result.warnings),
             )
         operations = diff(pod, mutated)
-        patch = base64.b64encode(encode_json(operations)).decode("ascii")
+        patch = encode_patch(operations)
         answer = _answer(
             api_version, uid, allowed=True, patch=patch, warnings=list(result.warnings)
         )

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+import pybase64
 
 
 class NotJsonError(ValueError):
@@ -71,3 +72,10 @@ def encode_json(value: Mapping[str, Any] | list[dict[str, Any]]) -> bytes:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
         return _FALLBACK_ENCODER.encode(value).encode()
+
+
+def encode_patch(operations: list[dict[str, Any]]) -> str:
+    """The JSONPatch as an AdmissionResponse carries it: base64 of its compact JSON. pybase64
+    encodes with SIMD, ~20x faster than the stdlib's base64 on a patch's ~5 KB (whose output
+    it matches byte for byte: standard alphabet, padded, no newlines)."""
+    return pybase64.b64encode_as_string(encode_json(operations))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.wire import NotJsonError, decode_request, encode_json
+from webhook.wire import NotJsonError, decode_request, encode_json, encode_patch
 
 REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}
 
@@ -109,6 +110,19 @@ def test_keys_that_are_not_strings_still_make_a_patch() -> None:
     assert json.loads(encode_json(operations)) == [
         {"op": "add", "path": "/x", "value": {"1": "one"}}
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_the_encoded_patch_is_the_standard_base64_of_its_json(text: str) -> None:
+    # Texts of every length put every padding (none, "=", "==") and both 62nd and 63rd
+    # characters of the alphabet ("+", "/") to the test.
+    operations: list[dict[str, Any]] = [{"op": "add", "path": "/x", "value": text}]
+    encoded = encode_patch(operations)
+    assert encoded == base64.b64encode(encode_json(operations)).decode("ascii")
+    assert json.loads(
+        base64.b64decode(encoded, validate=True).decode("utf-8", "surrogatepass")
+    ) == (operations)
 
 
 @pytest.mark.parametrize(
