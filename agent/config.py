@@ -224,6 +224,55 @@ class AgentConfig:
         return cls.from_dict(data)
 
 
+def _fill_dict_init(cls: type) -> None:
+    """Give a frozen dataclass an ``__init__`` that fills the instance dict directly.
+
+    The one dataclasses writes sets each field through ``object.__setattr__`` (what frozen
+    costs: 1.2 us for a TemplateConfig against 0.5 us this way), and the webhook builds about ten
+    of these per admission. Same parameters, defaults and default factories, in the same order,
+    and the instances are the same: only construction changes; assignment still raises
+    FrozenInstanceError. The source is generated from the fields, as dataclasses does it."""
+    namespace: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
+    parameters = []
+    lines = ["    values = self.__dict__"]
+    for item in dataclasses.fields(cls):
+        name = item.name
+        if not item.init or item.kw_only:
+            raise TypeError(f"{cls.__name__}.{name}: init=False and kw_only are not handled")
+        if item.default is not dataclasses.MISSING:
+            namespace[f"_default_{name}"] = item.default
+            parameters.append(f"{name}=_default_{name}")
+            lines.append(f"    values[{name!r}] = {name}")
+        elif item.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{name}"] = item.default_factory
+            parameters.append(f"{name}=_MISSING")
+            lines.append(
+                f"    values[{name!r}] = _factory_{name}() if {name} is _MISSING else {name}"
+            )
+        else:
+            parameters.append(name)
+            lines.append(f"    values[{name!r}] = {name}")
+    source = f"def __init__(self, {', '.join(parameters)}):\n" + "\n".join(lines) + "\n"
+    exec(source, namespace)  # noqa: S102 - source made above from the class's own field names
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    type.__setattr__(cls, "__init__", init)
+
+
+CONFIG_CLASSES: tuple[type, ...] = (
+    VaultTLS,
+    VaultConnection,
+    AuthConfig,
+    SignalTarget,
+    TemplateConfig,
+    LifecycleConfig,
+    PodIdentity,
+    AgentConfig,
+)
+for _config_class in CONFIG_CLASSES:
+    _fill_dict_init(_config_class)
+
+
 def validate(config: AgentConfig) -> list[str]:
     """Semantic checks beyond types; returns every problem, each naming its field."""
     problems: list[str] = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 from typing import Any
 
 import pytest
 
 from agent.config import (
+    CONFIG_CLASSES,
     AgentConfig,
     AuthConfig,
     ConfigError,
@@ -38,6 +41,58 @@ def sample_config() -> AgentConfig:
             ),
         ),
     )
+
+
+def _config_objects(value: Any) -> list[Any]:
+    """Every configuration object in the tree under ``value``, ``value`` first."""
+    if isinstance(value, tuple):
+        return [found for item in value for found in _config_objects(item)]
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return []
+    found = [value]
+    for item in dataclasses.fields(value):
+        found += _config_objects(getattr(value, item.name))
+    return found
+
+
+def test_the_sample_holds_every_configuration_class() -> None:
+    assert {type(value) for value in _config_objects(sample_config())} == set(CONFIG_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "value", _config_objects(sample_config()), ids=lambda value: type(value).__name__
+)
+def test_construction_is_that_of_a_frozen_dataclass(value: Any) -> None:
+    """agent.config gives the classes an __init__ of its own (faster); it takes and sets what
+    the one dataclasses writes would."""
+    cls = type(value)
+    fields = dataclasses.fields(cls)
+    # A reference class from the same fields, with the __init__ dataclasses writes.
+    reference = dataclasses.make_dataclass(
+        cls.__name__,
+        [(item.name, item.type, item) for item in fields],
+        frozen=True,
+    )
+    ours = inspect.signature(cls).parameters
+    theirs = inspect.signature(reference).parameters
+    assert [(p.name, p.kind, p.default is p.empty) for p in ours.values()] == [
+        (p.name, p.kind, p.default is p.empty) for p in theirs.values()
+    ]
+    every = [getattr(value, item.name) for item in fields]
+    assert cls(*every) == value
+    assert vars(cls(*every)) == vars(reference(*every))
+    required = {
+        item.name: getattr(value, item.name)
+        for item in fields
+        if ours[item.name].default is ours[item.name].empty
+    }
+    assert vars(cls(**required)) == vars(reference(**required))
+    for item in fields:
+        if item.default_factory is not dataclasses.MISSING:
+            # A fresh default each time, as the factory makes it.
+            assert getattr(cls(**required), item.name) is not getattr(cls(**required), item.name)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.__setattr__(fields[0].name, every[0])
 
 
 def test_round_trip_preserves_every_field() -> None:
