@@ -1302,13 +1302,16 @@ class _Parser:
         return SignalTarget(signal=signal_name, process_name=process)
 
     def orphan_group_warnings(self, names: set[str]) -> None:
-        for key in sorted(self.classified):
-            classified = self.classified[key]
-            if classified is None or classified[0] not in SECRET_GROUPS:
-                continue
-            group, raw = classified
-            if group in DEFINING_GROUPS or raw in names:
-                continue
+        orphans = [
+            (key, kind[1])
+            for key, kind in self.classified.items()
+            if kind is not None
+            and kind[0] in SECRET_GROUPS
+            and kind[0] not in DEFINING_GROUPS
+            and kind[1] not in names
+        ]
+        # Sorted once found (most pods have none), so the warnings come in key order.
+        for key, raw in sorted(orphans):
             self.warn(key, f"has no effect: there is no {short_key(SECRET_GROUP)}{raw}")
 
     def default_file_mode(self, security: AgentSecurity, targets: tuple[str, ...]) -> int:
@@ -1414,10 +1417,14 @@ class _Parser:
         )
 
     def auth(self, token_volume: TokenVolume | None) -> AuthConfig:
+        # Filtered before sorting: most pods have no auth-config annotation at all.
         params = {
             kind[1].replace("-", "_"): self.own[key].strip()
-            for key, kind in sorted(self.classified.items())
-            if kind is not None and kind[0] == AUTH_CONFIG_GROUP
+            for key, kind in sorted(
+                (key, kind)
+                for key, kind in self.classified.items()
+                if kind is not None and kind[0] == AUTH_CONFIG_GROUP
+            )
         }
         token_file = params.pop("token_path", None) or (
             token_volume.token_file if token_volume else "/"

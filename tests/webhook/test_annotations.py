@@ -358,6 +358,24 @@ def test_warnings_explain_typos_weak_settings_and_ignored_annotations(
     assert any(expected in warning for warning in result.warnings), result.warnings
 
 
+def test_refinements_without_their_secret_are_flagged_in_key_order() -> None:
+    result = parse_pod(
+        annotated(
+            agent_inject_perms_zeta="0600",
+            agent_inject_file_alpha="a.txt",
+            agent_inject_file_db="db.txt",
+            agent_inject_command_alpha="true",
+        )
+    )
+    assert result.errors == ()
+    orphans = [warning for warning in result.warnings if "has no effect" in warning]
+    assert orphans == [
+        f"vault.hashicorp.com/agent-inject-{group}-{name}: has no effect: there is no "
+        f"agent-inject-secret-{name}"
+        for group, name in (("command", "alpha"), ("file", "alpha"), ("perms", "zeta"))
+    ]
+
+
 @pytest.mark.parametrize(
     "address",
     [
