@@ -22,7 +22,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
-import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from webhook.values import (
     BOOLEAN_PADDING,
     absolute_directory_problem,
     is_dns_subdomain,
+    join_path,
     parse_bool,
     parse_duration_seconds,
     parse_file_mode,
@@ -306,7 +306,7 @@ class TokenVolume:
 
     @property
     def token_file(self) -> str:
-        return posixpath.join(self.mount_path, self.file_name)
+        return join_path(self.mount_path, self.file_name)
 
 
 class SecretVolume:
@@ -774,7 +774,7 @@ class _Parser:
         self.no_effect_annotations()
         # Read once (an error is reported once): no secret may render to the token's file.
         token_sink = (
-            posixpath.join(secret_volume_path, "token")
+            join_path(secret_volume_path, "token")
             if self.boolean(AGENT_INJECT_TOKEN, False)
             else None
         )
@@ -1269,7 +1269,7 @@ class _Parser:
             return None
         template = TemplateConfig(
             name=name,
-            destination=posixpath.join(directory, file_name),
+            destination=join_path(directory, file_name),
             vault_path=vault_path,
             contents=contents,
             source_file=source_file,

@@ -131,6 +131,17 @@ def split_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def join_path(directory: str, name: str) -> str:
+    """``posixpath.join(directory, name)`` for two strings, by the same rule (an absolute name
+    replaces the directory; one slash between), without its generic checks (bytes, PathLike):
+    a fifth of a template's cost when compiled."""
+    if name.startswith("/"):
+        return name
+    if not directory or directory.endswith("/"):
+        return directory + name
+    return directory + "/" + name
+
+
 def is_dns_subdomain(value: str) -> bool:
     return len(value) <= 253 and _DNS_SUBDOMAIN.fullmatch(value) is not None
 

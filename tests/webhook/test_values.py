@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import posixpath
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhook.values import (
     absolute_directory_problem,
+    join_path,
     parse_bool,
     parse_duration_seconds,
     parse_file_mode,
@@ -189,3 +193,11 @@ def test_relative_file_names_stay_inside_the_volume(value: str, problem: str | N
 )
 def test_mount_directories_must_be_clean_and_absolute(value: str, ok: bool) -> None:
     assert (absolute_directory_problem(value) is None) is ok
+
+
+_PATH_TEXT = st.text(alphabet="/.ab", max_size=6)
+
+
+@given(_PATH_TEXT, _PATH_TEXT)
+def test_join_path_joins_as_posixpath_does(directory: str, name: str) -> None:
+    assert join_path(directory, name) == posixpath.join(directory, name)
