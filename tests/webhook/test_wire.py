@@ -120,9 +120,8 @@ def test_the_encoded_patch_is_the_standard_base64_of_its_json(text: str) -> None
     operations: list[dict[str, Any]] = [{"op": "add", "path": "/x", "value": text}]
     encoded = encode_patch(operations)
     assert encoded == base64.b64encode(encode_json(operations)).decode("ascii")
-    assert json.loads(
-        base64.b64decode(encoded, validate=True).decode("utf-8", "surrogatepass")
-    ) == (operations)
+    decoded = base64.b64decode(encoded, validate=True).decode("utf-8", "surrogatepass")
+    assert json.loads(decoded) == operations
 
 
 @pytest.mark.parametrize(
