@@ -436,10 +436,14 @@ def main() -> int:
         # skews one level of all rather than every level of one target.
         # With --rounds N the whole sweep runs N times and each row adds its rounds up: the
         # machine drifts (the floor alone moves by +-10% between runs), and interleaving the
-        # targets round by round spreads the drift over all of them.
-        for _round in range(arguments.rounds):
+        # targets round by round spreads the drift over all of them. Each round a different
+        # target opens every level: the first row of a level follows the lighter rows of the
+        # level below (1 connection leaves the machine partly idle), which can favour it.
+        order = list(targets.items())
+        for round_index in range(arguments.rounds):
+            shift = round_index % len(order)
             for concurrency in arguments.concurrency:
-                for name, (port, expect) in targets.items():
+                for name, (port, expect) in order[shift:] + order[:shift]:
                     result = drive(
                         port,
                         concurrency=concurrency,
