@@ -13,9 +13,11 @@ import os
 
 from setuptools import setup
 
-# The code every admission runs. Not agent/ (the sidecar is I/O-bound; its contract classes are
-# serialized through their __dict__) and not the Flask or gunicorn glue.
+# The code every admission runs. Of agent/ only the configuration's rules (validate and the JSON
+# writer, which the webhook runs for every pod): the sidecar is I/O-bound, and agent/config.py
+# reads its field types at run time, which mypyc erases. Not the Flask or gunicorn glue.
 COMPILED_MODULES = [
+    "agent/config_rules.py",
     "webhook/admission.py",
     "webhook/annotations.py",
     "webhook/containers.py",

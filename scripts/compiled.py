@@ -142,8 +142,12 @@ def main() -> int:
         return 0
     print(f"testing the compiled build in {destination}", file=sys.stderr)
     # The webhook's own tests: every compiled module is on their path (golden reviews,
-    # hypothesis fuzzing, the CLI, gunicorn over TLS).
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/webhook"]
+    # hypothesis fuzzing, the CLI, gunicorn over TLS); and the agent configuration's, for the
+    # compiled agent.config_rules (every kind of invalid document, the JSON round trip).
+    command = [
+        *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider"),
+        *("tests/webhook", "tests/agent/test_config.py"),
+    ]
     return subprocess.run([*command, *pytest_arguments], cwd=destination, check=False).returncode
 
 

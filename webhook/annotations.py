@@ -35,7 +35,6 @@ from agent.config import (
     DEFAULT_STATE_DIR,
     LOG_FORMATS,
     LOG_LEVELS,
-    SIGNALS,
     TEMPLATE_FORMATS,
     AgentConfig,
     AuthConfig,
@@ -49,8 +48,8 @@ from agent.config import (
     TemplateFormat,
     VaultConnection,
     VaultTLS,
-    validate,
 )
+from agent.config_rules import SIGNALS, validate
 from webhook.settings import ANNOTATION_PREFIX, MIN_PROJECTED_TOKEN_SECONDS, Settings
 from webhook.values import (
     BOOLEAN_PADDING,
