@@ -1,10 +1,11 @@
 """The agent configuration's rules: ``validate`` and the sparse JSON form (``json_object``).
 
-Plain functions over agent.config's classes, which they name only for the type checker, so that
-mypyc can compile this module for the webhook's image (setup.COMPILED_MODULES), where every
-admission validates and writes a configuration: 1.6x faster there than interpreted. agent.config
-itself stays interpreted: its ``from_dict`` reads the field types at run time, which mypyc
-erases. The agent's image runs this module as plain Python.
+Part of agent.config's contract (which imports both from here): plain functions over its
+classes, which they name only for the type checker, so that mypyc can compile this module for
+the webhook's image (setup.COMPILED_MODULES), where every admission validates and writes a
+configuration (compiled: validate 4.3 -> 2.6 us, the writer 6.6 -> 4.8 us for the benchmark's
+pod). agent.config itself stays interpreted: its ``from_dict`` reads the field types at run
+time, which mypyc erases. The agent's image runs this module as plain Python.
 """
 
 from __future__ import annotations
