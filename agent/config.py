@@ -251,15 +251,12 @@ def _fill_dict_init(cls: type) -> None:
     type.__setattr__(cls, "__init__", init)
 
 
-CONFIG_CLASSES: tuple[type, ...] = (
-    VaultTLS,
-    VaultConnection,
-    AuthConfig,
-    SignalTarget,
-    TemplateConfig,
-    LifecycleConfig,
-    PodIdentity,
-    AgentConfig,
+# Every dataclass defined above, found rather than listed, so that a class added later gets the
+# same __init__ (and tests/agent/test_config.py asks for it in its sample configuration).
+CONFIG_CLASSES: tuple[type, ...] = tuple(
+    value
+    for value in list(globals().values())
+    if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == __name__
 )
 for _config_class in CONFIG_CLASSES:
     _fill_dict_init(_config_class)
