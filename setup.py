@@ -13,10 +13,11 @@ import os
 
 from setuptools import setup
 
-# The code every admission runs. Of agent/ only the configuration's rules (validate and the JSON
-# writer, which the webhook runs for every pod): the sidecar is I/O-bound, and agent/config.py
-# reads its field types at run time, which mypyc erases. Not the Flask or gunicorn glue.
+# The code every admission runs. Of agent/ only the configuration (its classes, rules and JSON
+# writer, which the webhook runs for every pod): the sidecar is I/O-bound. Not the Flask or
+# gunicorn glue.
 COMPILED_MODULES = [
+    "agent/config.py",
     "agent/config_rules.py",
     "webhook/admission.py",
     "webhook/annotations.py",

@@ -1,20 +1,16 @@
-"""The agent configuration's rules: ``validate`` and the sparse JSON form (``json_object``).
+"""The agent configuration's rules beyond its types: ``validate``, the schema version, signals.
 
-Part of agent.config's contract (which imports both from here): plain functions over its
-classes, which they name only for the type checker, so that mypyc can compile this module for
-the webhook's image (setup.COMPILED_MODULES), where every admission validates and writes a
-configuration (compiled: validate 4.3 -> 2.6 us, the writer 6.6 -> 4.8 us for the benchmark's
-pod). agent.config itself stays interpreted: its ``from_dict`` reads the field types at run
-time, which mypyc erases. The agent's image runs this module as plain Python.
+Part of agent.config's contract (which imports it from here; the webhook's annotation parser
+uses the same rules to refuse a pod early). The classes are named for the type checker only,
+which keeps the import one-way. mypyc compiles this module and agent.config for the webhook's
+image (setup.COMPILED_MODULES); the agent's image runs both as plain Python.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 import shlex
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.metrics import MetricsError, parse_loopback_address
 
@@ -117,46 +113,3 @@ def validate(config: AgentConfig) -> list[str]:
         if value is not None and not value.startswith("/"):
             problems.append(f"{name}: must be an absolute path")
     return problems
-
-
-# Marks a field to_json always writes: required ones, and the schema version.
-_ALWAYS = object()
-_FIELD_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
-
-
-def _field_defaults(kind: type) -> tuple[tuple[str, Any], ...]:
-    """(name, default or _ALWAYS) of a dataclass's fields, remembered: ``dataclasses.fields``
-    is slow, and the webhook serializes a configuration in every pod creation."""
-    known = _FIELD_DEFAULTS.get(kind)
-    if known is None:
-        pairs = []
-        for item in dataclasses.fields(kind):
-            default: Any = _ALWAYS
-            if item.name == "version":
-                pass
-            elif item.default is not dataclasses.MISSING:
-                default = item.default
-            elif item.default_factory is not dataclasses.MISSING:
-                default = item.default_factory()
-            pairs.append((item.name, default))
-        known = _FIELD_DEFAULTS[kind] = tuple(pairs)
-    return known
-
-
-def json_object(value: Any) -> Any:
-    """The encoders' ``default`` hook: a dataclass as a dict of the fields that differ from their
-    defaults, any other Mapping as a dict. Nothing is copied: the C encoder does the rest."""
-    defaults = _FIELD_DEFAULTS.get(type(value))
-    if defaults is None:
-        if isinstance(value, Mapping):
-            return dict(value)
-        if not dataclasses.is_dataclass(value) or isinstance(value, type):
-            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-        defaults = _field_defaults(type(value))
-    sparse = {}
-    for name, default in defaults:
-        # getattr: compiled, a loop over the instance dict's items measured slower.
-        field_value = getattr(value, name)
-        if default is _ALWAYS or field_value != default:
-            sparse[name] = field_value
-    return sparse

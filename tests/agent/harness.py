@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from agent.config import (
     PodIdentity,
     TemplateConfig,
     VaultConnection,
+    replace,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

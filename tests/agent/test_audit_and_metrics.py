@@ -33,7 +33,7 @@ def test_each_event_is_one_json_line_with_the_pods_context(
     monkeypatch.setenv("POD_NAME", "orders-7d9f")
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
     stream = io.StringIO()
-    audit = Audit(PodIdentity("shop", "orders", uid="u-1"), stream=stream)
+    audit = Audit(PodIdentity(namespace="shop", service_account="orders", uid="u-1"), stream=stream)
     audit.event("renew", kind="lease", path="database/creds/orders", ttl=30, lease=None)
     audit.event("write", template="db")
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
@@ -48,7 +48,7 @@ def test_each_event_is_one_json_line_with_the_pods_context(
 
 
 def test_unknown_events_and_structured_values_are_refused() -> None:
-    audit = Audit(PodIdentity("ns", "sa"), stream=io.StringIO())
+    audit = Audit(PodIdentity(namespace="ns", service_account="sa"), stream=io.StringIO())
     with pytest.raises(ValueError, match="unknown audit event"):
         audit.event("secret-dump")
     with pytest.raises(TypeError):

@@ -8,12 +8,12 @@ import datetime
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig, LifecycleConfig, TemplateConfig
+from agent.config import AgentConfig, LifecycleConfig, TemplateConfig, replace
 from certs.authority import generate_ca
 from tests.agent.conftest import make_identity, needs_root
 from tests.agent.harness import (

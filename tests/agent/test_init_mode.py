@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from agent.config import LifecycleConfig, TemplateConfig
+from agent.config import LifecycleConfig, TemplateConfig, replace
 from tests.agent.conftest import make_identity
 from tests.agent.harness import (
     AppIdentity,

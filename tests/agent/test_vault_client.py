@@ -59,7 +59,7 @@ def root_client(vault: VaultServer) -> VaultClient:
 
 def store_for(client: VaultClient) -> tuple[SecretStore, io.StringIO]:
     stream = io.StringIO()
-    return SecretStore(client, audit=Audit(PodIdentity("ns", "sa"), stream=stream)), stream
+    return SecretStore(client, audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=stream)), stream
 
 
 def test_both_kv2_path_styles_are_one_secret_and_kv1_is_read_as_is(vault: VaultServer) -> None:
@@ -153,7 +153,7 @@ def test_a_certificate_issued_already_expired_is_a_rejection_not_a_loop(
     a_day_later = datetime.datetime.now(datetime.UTC).timestamp() + 86400
     store = SecretStore(
         client,
-        audit=Audit(PodIdentity("ns", "sa"), stream=io.StringIO()),
+        audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=io.StringIO()),
         wall_now=lambda: a_day_later,
     )
     dependency = Dependency(

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 import jsonpatch
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import AgentConfig
+from agent.config import (
+    SCHEMA,
+    AgentConfig,
+    Choice,
+    Flag,
+    Integer,
+    Kind,
+    Maybe,
+    Number,
+    Record,
+    Records,
+    Text,
+    TextMap,
+    defaults,
+    to_dict,
+)
 from tests.webhook.support import SETTINGS, annotated, app_container, make_pod
 from webhook.annotations import parse
 from webhook.injection import inject
@@ -130,87 +143,60 @@ def test_the_injected_config_is_what_the_parser_made_and_leaves_out_defaults() -
     assert len(document) < len(json.dumps(spec.agent_config.to_dict())) / 2
 
 
+def _kind_strategy(kind: Kind) -> st.SearchStrategy[Any]:
+    """Any value of a field of ``kind``: non-ASCII text, NaN and infinities included."""
+    if isinstance(kind, Maybe):
+        return _kind_strategy(kind.inner) | st.none()
+    if isinstance(kind, Record):
+        return _every_field(kind.record)
+    if isinstance(kind, Records):
+        return st.lists(_every_field(kind.record), max_size=3).map(tuple)
+    if isinstance(kind, Choice):
+        return st.sampled_from(kind.options)
+    if isinstance(kind, TextMap):
+        return st.dictionaries(st.text(), st.text(), max_size=3)
+    simple: dict[type[Kind], st.SearchStrategy[Any]] = {
+        Text: st.text(),
+        Flag: st.booleans(),
+        Integer: st.integers(),
+        Number: st.floats(),
+    }
+    return simple[type(kind)]
+
+
 def _every_field(cls: type[Any]) -> st.SearchStrategy[Any]:
     """``cls`` with every field drawn (st.builds alone leaves defaulted fields at their default),
     nested configuration classes included; a defaulted field keeps its default now and then."""
-    hints = get_type_hints(cls)
+    found = defaults(cls)
     drawn: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        hint = hints[field.name]
-        nested = [
-            option
-            for option in (hint, *get_args(hint))
-            if isinstance(option, type) and dataclasses.is_dataclass(option)
-        ]
-        strategy: st.SearchStrategy[Any]
-        if get_origin(hint) is tuple:
-            strategy = st.lists(_every_field(get_args(hint)[0]), max_size=3).map(tuple)
-        elif nested:
-            strategy = _every_field(nested[0])
-            strategy = strategy | st.none() if type(None) in get_args(hint) else strategy
-        elif get_origin(hint) is Mapping:
-            strategy = st.dictionaries(st.text(), st.text(), max_size=3)
-        else:
-            strategy = st.from_type(hint)
-        if field.default is not dataclasses.MISSING:
-            strategy = st.just(field.default) | strategy
-        elif field.default_factory is not dataclasses.MISSING:
-            strategy = st.builds(field.default_factory) | strategy
+    for field in SCHEMA[cls]:
+        strategy = _kind_strategy(field.kind)
+        if field.name in found:
+            strategy = st.just(found[field.name]) | strategy
         drawn[field.name] = strategy
     return st.builds(cls, **drawn)
-
-
-def _filled(document: Any, cls: type[Any]) -> dict[str, Any]:
-    """A written configuration with every left-out field put back at its default, as JSON
-    values (written independently of agent.config, which the test checks)."""
-    hints = get_type_hints(cls)
-    filled: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in document:
-            factory = field.default_factory
-            default = factory() if callable(factory) else field.default
-            if dataclasses.is_dataclass(default) and not isinstance(default, type):
-                default = dataclasses.asdict(default)
-            filled[field.name] = json.loads(json.dumps(default))
-            continue
-        value, hint = document[field.name], hints[field.name]
-        nested = [
-            option
-            for option in (hint, *get_args(hint))
-            if isinstance(option, type) and dataclasses.is_dataclass(option)
-        ]
-        if get_origin(hint) is tuple:
-            value = [_filled(item, get_args(hint)[0]) for item in value]
-        elif nested and value is not None:
-            value = _filled(value, nested[0])
-        filled[field.name] = value
-    return filled
 
 
 def _defaults_written(document: Any, cls: type[Any]) -> list[str]:
     """Fields written although equal to their default (the version is always written)."""
     found = []
-    hints = get_type_hints(cls)
-    for field in dataclasses.fields(cls):
+    known = defaults(cls)
+    for field in SCHEMA[cls]:
         if field.name not in document:
             continue
-        value, hint = document[field.name], hints[field.name]
-        if field.default is not dataclasses.MISSING and field.name != "version":
-            default = field.default
-            if dataclasses.is_dataclass(default) and not isinstance(default, type):
-                default = dataclasses.asdict(default)
-            if json.dumps(value) == json.dumps(default):
-                found.append(field.name)
-        nested = [
-            option
-            for option in (hint, *get_args(hint))
-            if isinstance(option, type) and dataclasses.is_dataclass(option)
-        ]
-        if get_origin(hint) is tuple:
+        value = document[field.name]
+        if (
+            field.name in known
+            and field.name != "version"
+            and json.dumps(value) == json.dumps(to_dict(known[field.name]))
+        ):
+            found.append(field.name)
+        kind = field.kind.inner if isinstance(field.kind, Maybe) else field.kind
+        if isinstance(kind, Records):
             for item in value:
-                found += _defaults_written(item, get_args(hint)[0])
-        elif nested and value is not None:
-            found += _defaults_written(value, nested[0])
+                found += _defaults_written(item, kind.record)
+        elif isinstance(kind, Record) and value is not None:
+            found += _defaults_written(value, kind.record)
     return found
 
 
@@ -226,8 +212,12 @@ def test_the_config_document_leaves_out_defaults_and_loses_nothing(config: Agent
     document = json.loads(written)
     assert document["version"] == config.version
     assert _defaults_written(document, AgentConfig) == []
-    everything = json.loads(json.dumps(dataclasses.asdict(config)))
+    # Read back by types alone (from_dict would also hold random values to validate's rules):
+    # every left-out field comes back as its __init__ default, every written one as it was.
+    problems: list[str] = []
+    read_back = Record(AgentConfig).read(document, "config", problems)
+    assert problems == []
     # json.dumps compares NaN, which == does not.
-    assert json.dumps(_filled(document, AgentConfig), sort_keys=True) == json.dumps(
-        everything, sort_keys=True
+    assert json.dumps(to_dict(read_back), sort_keys=True) == json.dumps(
+        to_dict(config), sort_keys=True
     )
