@@ -97,7 +97,9 @@ def _discard_body() -> None:
 
 
 def _mutate(reviewer: Reviewer, started: float) -> Response:
-    if request.mimetype != JSON_TYPE:
+    # The header as kube-apiserver sends it is compared as it is; anything else (parameters,
+    # case) is parsed by werkzeug, which costs ~2 us per request.
+    if request.environ.get("CONTENT_TYPE") != JSON_TYPE and request.mimetype != JSON_TYPE:
         metrics.count_failure("", "bad_request")
         return _error(400, f"expected Content-Type {JSON_TYPE}")
     body = request.get_data(cache=False)

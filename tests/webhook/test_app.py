@@ -56,6 +56,29 @@ def test_the_answer_is_the_review_as_compact_json(client: FlaskClient, document:
     assert len(reply.get_data()) == len(compact)
 
 
+@pytest.mark.parametrize(
+    ("content_type", "accepted"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("Application/JSON", True),
+        ("application/jsonx", False),
+        ("text/plain", False),
+        ("application/json-patch+json", False),
+        ("", False),
+    ],
+)
+def test_the_content_type_is_json_whatever_its_spelling(
+    client: FlaskClient, content_type: str, accepted: bool
+) -> None:
+    """The exact header kube-apiserver sends is taken as it is; any other is parsed."""
+    document = review_request(make_pod(BASE))
+    reply = client.post("/mutate", data=json.dumps(document), content_type=content_type)
+    assert reply.status_code == (200 if accepted else 400)
+    if not accepted:
+        assert "Content-Type" in reply.get_json()["error"]
+
+
 def _admission_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     formatter = JsonFormatter()
     return [
