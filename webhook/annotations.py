@@ -248,6 +248,9 @@ SECRET_GROUPS = tuple(
 PARAMETER_GROUPS = (AUTH_CONFIG_GROUP, TELEMETRY_GROUP)
 # These name a secret; the other groups only refine one.
 DEFINING_GROUPS = (SECRET_GROUP, TEMPLATE_GROUP, TEMPLATE_FILE_GROUP)
+# As sets, for the per-key membership tests of every admission.
+_DEFINING_GROUP_SET = frozenset(DEFINING_GROUPS)
+_REFINING_GROUP_SET = frozenset(SECRET_GROUPS) - _DEFINING_GROUP_SET
 # Never taken from AGENT_INJECT_DEFAULT_ANNOTATIONS: they decide whether and what to inject.
 NOT_DEFAULTABLE = frozenset({AGENT_INJECT, AGENT_INJECT_STATUS, AGENT_REQUEST_NAMESPACE})
 
@@ -433,8 +436,25 @@ _GROUP_PATTERN = re.compile(
 )
 
 
+# classify's answers by key. Pods share their annotation keys (every replica of a Deployment has
+# the same, and a cluster uses a few dozen secret names), and the pattern costs ~0.3 us a key.
+# Bounded: emptied when full, so a stream of made-up keys costs memory no more than this.
+_CLASSIFIED: dict[str, tuple[str, str] | None] = {}
+CLASSIFIED_LIMIT = 4096
+
+
 def classify(key: str) -> tuple[str, str] | None:
     """(group prefix, name) for a grouped key, ("", key) for a fixed key, None if unknown."""
+    if key in _CLASSIFIED:
+        return _CLASSIFIED[key]
+    if len(_CLASSIFIED) >= CLASSIFIED_LIMIT:
+        _CLASSIFIED.clear()
+    found = _classify(key)
+    _CLASSIFIED[key] = found
+    return found
+
+
+def _classify(key: str) -> tuple[str, str] | None:
     if key in FIXED_KEYS:
         return ("", key)
     match = _GROUP_PATTERN.match(key)
@@ -1171,7 +1191,7 @@ class _Parser:
         names = {
             kind[1]
             for key, kind in self.classified.items()
-            if kind is not None and kind[0] in DEFINING_GROUPS and self.own[key].strip()
+            if kind is not None and kind[0] in _DEFINING_GROUP_SET and self.own[key].strip()
         }
         return sorted(names)
 
@@ -1304,10 +1324,7 @@ class _Parser:
         orphans = [
             (key, kind[1])
             for key, kind in self.classified.items()
-            if kind is not None
-            and kind[0] in SECRET_GROUPS
-            and kind[0] not in DEFINING_GROUPS
-            and kind[1] not in names
+            if kind is not None and kind[0] in _REFINING_GROUP_SET and kind[1] not in names
         ]
         # Sorted once found (most pods have none), so the warnings come in key order.
         for key, raw in sorted(orphans):

@@ -18,9 +18,11 @@ from tests.webhook.support import (
 )
 from webhook.admission import Reviewer
 from webhook.annotations import (
+    CLASSIFIED_LIMIT,
     FIXED_KEYS,
     PARAMETER_GROUPS,
     PREFIX,
+    SECRET_GROUP,
     SECRET_GROUPS,
     InjectionSpec,
     ParseResult,
@@ -874,6 +876,17 @@ KEY_PIECES = sorted(
 def test_classify_takes_the_first_group_that_a_name_follows(tail: str, prefix: str) -> None:
     key = prefix + tail
     assert classify(key) == _classify_by_hand(key)
+
+
+def test_classify_remembers_a_bounded_number_of_keys() -> None:
+    """Answers are remembered per key (pods share their keys); made-up keys past the limit
+    empty the memory rather than grow it, and every answer stays what the rule says."""
+    keys = [f"{PREFIX}agent-inject-secret-s{index}" for index in range(CLASSIFIED_LIMIT + 50)]
+    keys += [f"{PREFIX}made-up-{index}" for index in range(50)]
+    for key in keys + keys[:100]:
+        assert classify(key) == _classify_by_hand(key)
+        assert len(webhook.annotations._CLASSIFIED) <= CLASSIFIED_LIMIT
+    assert classify(keys[0]) == (SECRET_GROUP, "s0")
 
 
 @pytest.mark.parametrize(
