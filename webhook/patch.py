@@ -11,9 +11,12 @@ always gives the same patch. The tests check that applying the patch yields the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 Operation = dict[str, Any]
+
+# Not a JSON value: marks a key the original lacks (null is a value).
+_ABSENT: Final = object()
 
 
 def _escape(key: str) -> str:
@@ -30,17 +33,25 @@ def _diff(original: Any, mutated: Any, path: str, operations: list[Operation]) -
     if original is mutated:
         return
     if isinstance(original, dict) and isinstance(mutated, dict):
-        for key in original:
-            if key not in mutated:
-                operations.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
+        start = len(operations)
+        kept = 0
         for key, value in mutated.items():
-            if key in original:
-                before = original[key]
-                # Most members are shared with the original: skip them before building a path.
-                if before is not value:
-                    _diff(before, value, f"{path}/{_escape(key)}", operations)
-            else:
+            before = original.get(key, _ABSENT)
+            if before is _ABSENT:
                 operations.append({"op": "add", "path": f"{path}/{_escape(key)}", "value": value})
+                continue
+            kept += 1
+            # Most members are shared with the original: skip them before building a path.
+            if before is not value:
+                _diff(before, value, f"{path}/{_escape(key)}", operations)
+        # An injection removes no key, so every key of the original was seen above; otherwise
+        # the removals go first, in the original's order.
+        if kept != len(original):
+            operations[start:start] = [
+                {"op": "remove", "path": f"{path}/{_escape(key)}"}
+                for key in original
+                if key not in mutated
+            ]
         return
     if isinstance(original, list) and isinstance(mutated, list):
         _diff_list(original, mutated, path, operations)
