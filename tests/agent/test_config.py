@@ -334,3 +334,24 @@ def test_settings_that_would_fail_later_are_refused_at_load(
     assert any(expected_problem in problem for problem in raised.value.problems), (
         raised.value.problems
     )
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "destination", "refused"),
+    [
+        ("/home/vault", "/home/vault/secret", True),
+        ("/home/vault/", "/home/vault/secret", True),
+        ("/home/vault", "/home/vaulted/secret", False),
+        ("/", "/vault/secrets/db", True),
+    ],
+)
+def test_a_destination_inside_the_state_dir_is_refused_however_the_dir_is_written(
+    state_dir: str, destination: str, refused: bool
+) -> None:
+    document = _with("state_dir", state_dir)
+    document["templates"][0]["destination"] = destination
+    if not refused:
+        assert AgentConfig.from_dict(document).state_dir == state_dir
+        return
+    with pytest.raises(ConfigError, match="must not be in state_dir"):
+        AgentConfig.from_dict(document)
