@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import jsonpatch
@@ -441,12 +441,16 @@ _GROUP_PATTERN = re.compile(
 # Bounded: emptied when full, so a stream of made-up keys costs memory no more than this.
 _CLASSIFIED: dict[str, tuple[str, str] | None] = {}
 CLASSIFIED_LIMIT = 4096
+# Not an answer classify gives (None is one): marks a key not seen yet. One lookup, not a
+# membership test and a read, so that another thread emptying the dict in between is harmless.
+_UNSEEN: Final = object()
 
 
 def classify(key: str) -> tuple[str, str] | None:
     """(group prefix, name) for a grouped key, ("", key) for a fixed key, None if unknown."""
-    if key in _CLASSIFIED:
-        return _CLASSIFIED[key]
+    known: object = _CLASSIFIED.get(key, _UNSEEN)
+    if known is not _UNSEEN:
+        return cast("tuple[str, str] | None", known)
     if len(_CLASSIFIED) >= CLASSIFIED_LIMIT:
         _CLASSIFIED.clear()
     found = _classify(key)
