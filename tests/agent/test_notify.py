@@ -94,7 +94,8 @@ def test_a_signal_reaches_every_process_with_the_name_and_no_other(tmp_path: Pat
 def _runner() -> tuple[CommandRunner, io.StringIO]:
     stream = io.StringIO()
     return CommandRunner(
-        audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=stream), now=time.monotonic
+        audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=stream),
+        now=time.monotonic,
     ), stream
 
 

@@ -59,7 +59,9 @@ def root_client(vault: VaultServer) -> VaultClient:
 
 def store_for(client: VaultClient) -> tuple[SecretStore, io.StringIO]:
     stream = io.StringIO()
-    return SecretStore(client, audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=stream)), stream
+    return SecretStore(
+        client, audit=Audit(PodIdentity(namespace="ns", service_account="sa"), stream=stream)
+    ), stream
 
 
 def test_both_kv2_path_styles_are_one_secret_and_kv1_is_read_as_is(vault: VaultServer) -> None:
