@@ -78,15 +78,6 @@ class ReviewOutcome:
     """The answer, plus what the HTTP layer records in metrics and logs. A plain class, not a
     frozen dataclass, as the spec's classes are (see webhook.annotations)."""
 
-    review: Final[AdmissionReview]
-    # "injected", "refused", "skipped" or "ignored" (not a pod creation).
-    result: Final[str]
-    namespace: Final[str]
-    # The InjectionMode when injected, else "".
-    kind: Final[str]
-    detail: Final[str]
-    pod: Final[str]
-
     def __init__(
         self,
         review: AdmissionReview,
@@ -97,12 +88,14 @@ class ReviewOutcome:
         detail: str = "",
         pod: str = "",
     ) -> None:
-        self.review = review
-        self.result = result
-        self.namespace = namespace
-        self.kind = kind
-        self.detail = detail
-        self.pod = pod
+        self.review: Final = review
+        # "injected", "refused", "skipped" or "ignored" (not a pod creation).
+        self.result: Final = result
+        self.namespace: Final = namespace
+        # The InjectionMode when injected, else "".
+        self.kind: Final = kind
+        self.detail: Final = detail
+        self.pod: Final = pod
 
 
 # Decoded JSON has dicts for objects: the checks below ask for dict, not Mapping, whose

@@ -277,22 +277,13 @@ _Value = TypeVar("_Value")
 class ProjectedToken:
     """A serviceAccountToken projection the webhook adds for the agent containers only."""
 
-    audience: Final[str | None]
-    expiration_seconds: Final[int]
-
     def __init__(self, audience: str | None, expiration_seconds: int) -> None:
-        self.audience = audience
-        self.expiration_seconds = expiration_seconds
+        self.audience: Final = audience
+        self.expiration_seconds: Final = expiration_seconds
 
 
 class TokenVolume:
     """The ServiceAccount token the agent logs in with, as a volume mounted into its containers."""
-
-    volume_name: Final[str]
-    mount_path: Final[str]
-    file_name: Final[str]
-    # Set when the webhook creates the volume; None when the pod already has it.
-    projected: Final[ProjectedToken | None]
 
     def __init__(
         self,
@@ -301,10 +292,11 @@ class TokenVolume:
         file_name: str,
         projected: ProjectedToken | None = None,
     ) -> None:
-        self.volume_name = volume_name
-        self.mount_path = mount_path
-        self.file_name = file_name
-        self.projected = projected
+        self.volume_name: Final = volume_name
+        self.mount_path: Final = mount_path
+        self.file_name: Final = file_name
+        # Set when the webhook creates the volume; None when the pod already has it.
+        self.projected: Final = projected
 
     @property
     def token_file(self) -> str:
@@ -312,54 +304,22 @@ class TokenVolume:
 
 
 class SecretVolume:
-    volume_name: Final[str]
-    mount_path: Final[str]
-
     def __init__(self, volume_name: str, mount_path: str) -> None:
-        self.volume_name = volume_name
-        self.mount_path = mount_path
+        self.volume_name: Final = volume_name
+        self.mount_path: Final = mount_path
 
 
 class AgentSecurity:
-    set_security_context: Final[bool]
-    run_as_user: Final[int | None]
-    run_as_group: Final[int | None]
-
     def __init__(
         self, set_security_context: bool, run_as_user: int | None, run_as_group: int | None
     ) -> None:
-        self.set_security_context = set_security_context
-        self.run_as_user = run_as_user
-        self.run_as_group = run_as_group
+        self.set_security_context: Final = set_security_context
+        self.run_as_user: Final = run_as_user
+        self.run_as_group: Final = run_as_group
 
 
 class InjectionSpec:
     """Everything the injection needs, decided and validated; built only by ``parse``."""
-
-    mode: Final[InjectionMode]
-    image: Final[str]
-    init_first: Final[bool]
-    # Native sidecar: whether the app waits for the first render (startup probe).
-    wait_for_secrets: Final[bool]
-    # Names of containers and init containers that get the secrets volumes.
-    target_containers: Final[tuple[str, ...]]
-    secret_volumes: Final[tuple[SecretVolume, ...]]
-    token_volume: Final[TokenVolume]
-    security: Final[AgentSecurity]
-    requests: Final[Mapping[str, str]]
-    limits: Final[Mapping[str, str]]
-    secrets_volume_size_limit: Final[str]
-    # None when the pod author brings the agent configuration in a ConfigMap.
-    agent_config: Final[AgentConfig | None]
-    configmap: Final[str | None]
-    extra_secret: Final[str | None]
-    tls_secret: Final[str | None]
-    copy_volume_mounts_from: Final[str | None]
-    share_process_namespace: Final[bool | None]
-    sidecar_json_patch: Final[tuple[Mapping[str, Any], ...]]
-    init_json_patch: Final[tuple[Mapping[str, Any], ...]]
-    # Re-inject over a previous injection (agent-inject-status: update).
-    reinject: Final[bool]
 
     def __init__(
         self,
@@ -385,42 +345,42 @@ class InjectionSpec:
         init_json_patch: tuple[Mapping[str, Any], ...] = (),
         reinject: bool = False,
     ) -> None:
-        self.mode = mode
-        self.image = image
-        self.init_first = init_first
-        self.wait_for_secrets = wait_for_secrets
-        self.target_containers = target_containers
-        self.secret_volumes = secret_volumes
-        self.token_volume = token_volume
-        self.security = security
-        self.requests = requests
-        self.limits = limits
-        self.secrets_volume_size_limit = secrets_volume_size_limit
-        self.agent_config = agent_config
-        self.configmap = configmap
-        self.extra_secret = extra_secret
-        self.tls_secret = tls_secret
-        self.copy_volume_mounts_from = copy_volume_mounts_from
-        self.share_process_namespace = share_process_namespace
-        self.sidecar_json_patch = sidecar_json_patch
-        self.init_json_patch = init_json_patch
-        self.reinject = reinject
+        self.mode: Final = mode
+        self.image: Final = image
+        self.init_first: Final = init_first
+        # Native sidecar: whether the app waits for the first render (startup probe).
+        self.wait_for_secrets: Final = wait_for_secrets
+        # Names of containers and init containers that get the secrets volumes.
+        self.target_containers: Final = target_containers
+        self.secret_volumes: Final = secret_volumes
+        self.token_volume: Final = token_volume
+        self.security: Final = security
+        self.requests: Final = requests
+        self.limits: Final = limits
+        self.secrets_volume_size_limit: Final = secrets_volume_size_limit
+        # None when the pod author brings the agent configuration in a ConfigMap.
+        self.agent_config: Final = agent_config
+        self.configmap: Final = configmap
+        self.extra_secret: Final = extra_secret
+        self.tls_secret: Final = tls_secret
+        self.copy_volume_mounts_from: Final = copy_volume_mounts_from
+        self.share_process_namespace: Final = share_process_namespace
+        self.sidecar_json_patch: Final = sidecar_json_patch
+        self.init_json_patch: Final = init_json_patch
+        # Re-inject over a previous injection (agent-inject-status: update).
+        self.reinject: Final = reinject
 
 
 class ParseResult:
-    spec: Final[InjectionSpec | None]
-    errors: Final[tuple[str, ...]]
-    warnings: Final[tuple[str, ...]]
-
     def __init__(
         self,
         spec: InjectionSpec | None,
         errors: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
-        self.spec = spec
-        self.errors = errors
-        self.warnings = warnings
+        self.spec: Final = spec
+        self.errors: Final = errors
+        self.warnings: Final = warnings
 
 
 def short_key(key: str) -> str:

@@ -32,15 +32,11 @@ Verdict = Literal["inject", "skip", "refuse"]
 class Decision:
     """Plain class, not a frozen dataclass, like the spec's classes (see webhook.annotations)."""
 
-    verdict: Final[Verdict]
-    reason: Final[str]
-    # Worth telling the pod author (kubectl prints admission warnings): silent non-injection.
-    warn: Final[bool]
-
     def __init__(self, verdict: Verdict, reason: str, warn: bool = False) -> None:
-        self.verdict = verdict
-        self.reason = reason
-        self.warn = warn
+        self.verdict: Final = verdict
+        self.reason: Final = reason
+        # Worth telling the pod author (kubectl prints admission warnings): silent non-injection.
+        self.warn: Final = warn
 
 
 class InjectionError(ValueError):
